@@ -1,0 +1,25 @@
+# The README's two set-up commands: `make demo` (the main job) and `make test` (the whole suite).
+PYTHON ?= python3
+# torch is installed only where none is importable, so a CUDA build you already have is kept.
+# On this project's CPU machines pip finds a local CPU wheel of this version; elsewhere add
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu to get the CPU build instead of the CUDA one.
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+
+.PHONY: demo test lint torch
+
+torch:
+	@$(PYTHON) -c "import torch" 2>/dev/null || \
+		$(PYTHON) -m pip install "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+
+demo: torch
+	$(PYTHON) -m pip install -q -e ".[pose]"
+	$(PYTHON) -m pcdms demo
+
+test: torch
+	$(PYTHON) -m pip install -q -e ".[pose,test]"
+	$(PYTHON) -m pytest
+
+lint:
+	$(PYTHON) -m ruff check src tests
+	$(PYTHON) -m ruff format --check src tests

@@ -1,0 +1,59 @@
+"""The pose toolkit: one keypoint type, file formats, transforms, rendering and extraction."""
+
+from .convert import from_body25, from_coco17, from_coco_wholebody, from_mediapipe
+from .extract import MediaPipeExtractor, PoseExtractor, extract_pose, get_extractor, write_extraction
+from .formats import (
+    load_pose,
+    read_annotation_csv,
+    read_openpose_json,
+    read_pcdms_txt,
+    read_pcdms_txt_vector,
+    read_pose_json,
+    save_pose,
+    write_annotation_csv,
+    write_openpose_json,
+    write_pcdms_txt,
+    write_pose_json,
+)
+from .keypoints import KEYPOINT_NAMES, LIMBS, MIRROR, NUM_KEYPOINTS, Keypoints
+from .render import COLORS, draw_overlay, pose_map_tensor, render_pose
+from .vector import CONVENTIONS, FRACTION, OFFICIAL, PoseConvention, get_convention, keypoints_from_vector, pose_vector
+
+__all__ = [
+    "COLORS",
+    "CONVENTIONS",
+    "FRACTION",
+    "KEYPOINT_NAMES",
+    "LIMBS",
+    "MIRROR",
+    "NUM_KEYPOINTS",
+    "OFFICIAL",
+    "Keypoints",
+    "MediaPipeExtractor",
+    "PoseConvention",
+    "PoseExtractor",
+    "draw_overlay",
+    "extract_pose",
+    "from_body25",
+    "from_coco17",
+    "from_coco_wholebody",
+    "from_mediapipe",
+    "get_convention",
+    "get_extractor",
+    "keypoints_from_vector",
+    "load_pose",
+    "pose_map_tensor",
+    "pose_vector",
+    "read_annotation_csv",
+    "read_openpose_json",
+    "read_pcdms_txt",
+    "read_pcdms_txt_vector",
+    "read_pose_json",
+    "render_pose",
+    "save_pose",
+    "write_annotation_csv",
+    "write_extraction",
+    "write_openpose_json",
+    "write_pcdms_txt",
+    "write_pose_json",
+]

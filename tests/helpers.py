@@ -1,0 +1,47 @@
+"""Shared test material: a known pose, and images that show where each joint went."""
+
+import numpy as np
+
+from pcdms.pose import COLORS, Keypoints, render_pose
+
+# A person standing and facing the camera in a DeepFashion-sized 176x256 image: the person's right
+# side is on the image's left.
+STANDING = {
+    "nose": (88, 40),
+    "neck": (88, 70),
+    "right_shoulder": (62, 72),
+    "right_elbow": (55, 110),
+    "right_wrist": (50, 145),
+    "left_shoulder": (114, 72),
+    "left_elbow": (121, 110),
+    "left_wrist": (126, 145),
+    "right_hip": (74, 150),
+    "right_knee": (72, 195),
+    "right_ankle": (70, 240),
+    "left_hip": (102, 150),
+    "left_knee": (104, 195),
+    "left_ankle": (106, 240),
+    "right_eye": (82, 34),
+    "left_eye": (94, 34),
+    "right_ear": (76, 38),
+    "left_ear": (100, 38),
+}
+
+
+def standing_pose(size=(176, 256)) -> Keypoints:
+    return Keypoints.from_named(STANDING, (176, 256)).resize(size)
+
+
+def body_image(keypoints: Keypoints, joint_radius: int = 6):
+    """A stand-in photo: each joint a disc of its own colour, so a transformed image shows where each joint went."""
+    return render_pose(keypoints, joint_radius=joint_radius)
+
+
+def nearest_joint_colour(pixel) -> int:
+    """The joint whose colour is closest to ``pixel``."""
+    distances = np.abs(np.array(COLORS, dtype=float) - np.asarray(pixel, dtype=float)).sum(axis=1)
+    return int(distances.argmin())
+
+
+def pixel_at(image, x: float, y: float):
+    return np.array(image)[round(y), round(x)]

@@ -1,0 +1,123 @@
+"""The command line: results on success, and on bad input one line naming the file, no traceback."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pcdms.cli import example_image_path, main
+from pcdms.pose import load_pose, render_pose, write_pose_json
+from test_data import make_csv_layout
+
+
+def run(capsys, *argv):
+    status = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_one_line_error(err, *fragments):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("pcdms: error: ")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_demo_extracts_and_renders_the_bundled_photo(tmp_path, capsys):
+    pytest.importorskip("mediapipe")
+    status, out, err = run(capsys, "demo", "--out", tmp_path)
+    assert status == 0, err
+    for name in ("astronaut.json", "astronaut_pose.png", "astronaut_overlay.png"):
+        assert (tmp_path / name).is_file()
+        assert str(tmp_path / name) in out
+    assert load_pose(tmp_path / "astronaut.json").image_size == (512, 512)
+
+
+def test_pose_extract(tmp_path, capsys):
+    pytest.importorskip("mediapipe")
+    blank = tmp_path / "wall.png"
+    Image.new("RGB", (128, 128), (90, 90, 90)).save(blank)
+    status, out, err = run(capsys, "pose", "extract", example_image_path(), blank, "--out", tmp_path / "out", "--txt")
+    assert status == 1  # one of the two had nobody in it
+    assert_one_line_error(err, "wall.png: no person found")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "astronaut.json",
+        "astronaut.txt",
+        "astronaut_overlay.png",
+        "astronaut_pose.png",
+    ]
+    assert "astronaut.jpg: " in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["pose", "extract", "{tmp}/missing.jpg", "--out", "{tmp}/o"], ["missing.jpg: no such file"]),
+        (
+            ["pose", "render", "{tmp}/pose.txt", "--out", "{tmp}/map.png"],
+            ["pose.txt: a PCDMs pose txt does not record"],
+        ),
+        (["pose", "render", "{tmp}/pose.json", "--out", "{tmp}/map.tiff2"], ["map.tiff2: unknown image extension"]),
+        (["pose", "convert", "{tmp}/broken.json", "--out", "{tmp}/x.json"], ["broken.json: invalid JSON"]),
+        (["data", "validate", "{tmp}/nowhere"], ["nowhere: no such folder"]),
+        (["pose", "extract", "{tmp}/a/x.png", "{tmp}/b/x.png", "--out", "{tmp}/o"], ["named x.*"]),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, capsys, pose, argv, fragments):
+    write_pose_json(tmp_path / "pose.json", pose)
+    (tmp_path / "pose.txt").write_text("1 2\n" * 18)
+    (tmp_path / "broken.json").write_text('{"people": [')
+    status, _, err = run(capsys, *(arg.format(tmp=tmp_path) for arg in argv))
+    assert status == 1
+    assert_one_line_error(err, *fragments)
+    assert not (tmp_path / "map.tiff2").exists() and not (tmp_path / "x.json").exists()
+
+
+def test_unwritable_output_is_one_line(tmp_path, capsys, pose):
+    write_pose_json(tmp_path / "pose.json", pose)
+    (tmp_path / "file").write_text("")
+    status, _, err = run(capsys, "pose", "render", tmp_path / "pose.json", "--out", tmp_path / "file" / "map.png")
+    assert status == 1
+    assert_one_line_error(err, "file")
+
+
+def test_bad_option_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pose", "render", "p.json", "--out", "m.png", "--size", "12"])
+    assert exit_info.value.code == 2
+    assert "is not WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_pose_render_and_convert(tmp_path, capsys, pose):
+    write_pose_json(tmp_path / "pose.json", pose)
+    status, out, _ = run(
+        capsys, "pose", "render", tmp_path / "pose.json", "--out", tmp_path / "map.png", "--size", "352x512"
+    )
+    assert status == 0 and out.strip() == str(tmp_path / "map.png")
+    assert np.array_equal(np.array(Image.open(tmp_path / "map.png")), np.array(render_pose(pose, (352, 512))))
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (88, 128), (200, 200, 200)).save(photo)
+    assert run(capsys, "pose", "render", tmp_path / "pose.json", "--out", tmp_path / "on.png", "--on", photo)[0] == 0
+    assert Image.open(tmp_path / "on.png").size == (88, 128)
+
+    assert run(capsys, "pose", "convert", tmp_path / "pose.json", "--out", tmp_path / "pose.txt")[0] == 0
+    args = ("pose", "convert", tmp_path / "pose.txt", "--image-size", "176x256", "--out", tmp_path / "op.json")
+    assert run(capsys, *args, "--format", "openpose")[0] == 0
+    assert len(json.loads((tmp_path / "op.json").read_text())["people"]) == 1
+    assert load_pose(tmp_path / "op.json").allclose(pose, atol=1e-6)
+
+
+def test_data_commands(tmp_path, capsys):
+    root = make_csv_layout(tmp_path / "df", "fasion-resize", (176, 256), "train", (176, 256))
+    status, out, _ = run(capsys, "data", "validate", root)
+    assert status == 0 and "pairs: 3 (3 usable)" in out
+    status, out, _ = run(capsys, "data", "prepare-poses", root, "--out", tmp_path / "poses")
+    assert status == 0 and "3 written" in out
+    assert len(list((tmp_path / "poses" / "openpose_all_img").iterdir())) == 3
+    (root / "train" / "a.jpg").unlink()
+    status, out, _ = run(capsys, "data", "validate", root, "--check-images")
+    assert status == 1 and "images missing: 1" in out and "pairs: 3 (1 usable)" in out
