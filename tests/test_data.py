@@ -133,7 +133,8 @@ def test_validation_counts_what_is_missing(tmp_path):
 
 def test_validation_finds_damaged_files_and_keeps_the_usable_pairs(tmp_path):
     root = make_pcdms_release(tmp_path)
-    (root / "all_data_png" / "img2.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    damaged = root / "all_data_png" / "img2.png"
+    damaged.write_bytes(damaged.read_bytes()[:300])  # a valid header, the rest cut off
     (root / "normalized_pose_txt" / "img3.txt").write_text("1 2\n" * 5)
     dataset = open_dataset(root, "train")
     assert dataset.validate().ok is False  # the pose txt is read, images only checked for existence
@@ -141,8 +142,7 @@ def test_validation_finds_damaged_files_and_keeps_the_usable_pairs(tmp_path):
     assert len(report.unreadable_images) == 1 and "img2.png: " in report.unreadable_images[0]
     assert len(report.unreadable_poses) == 1 and "img3.txt: has 5 lines" in report.unreadable_poses[0]
     assert report.unusable_pairs == [0, 1, 2]
-    (root / "all_data_png" / "img2.png").unlink()
-    body_image(POSES["b.jpg"]).save(root / "all_data_png" / "img2.png")
+    body_image(POSES["b.jpg"]).save(damaged)
     usable = dataset.usable(dataset.validate(check_images=True))
     assert usable.pairs == [("img1.jpg", "img2.jpg")]
     assert len(dataset) == 3

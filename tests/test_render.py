@@ -71,7 +71,7 @@ def test_missing_joints_and_their_limbs_are_skipped(pose):
         assert tuple(pixels[int(my), int(mx)]) == (0, 0, 0)
     wx, wy = pose.xy[JOINT["right_wrist"]].astype(int)
     assert tuple(pixels[wy, wx]) == COLORS[JOINT["right_wrist"]]
-    assert np.array(render_pose(Keypoints.missing((40, 30)))).max() == 0
+    assert np.array(render_pose(Keypoints.empty((40, 30)))).max() == 0
 
 
 def test_low_confidence_joints_can_be_left_out(pose):

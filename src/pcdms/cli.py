@@ -13,15 +13,15 @@ from pathlib import Path
 
 from . import __version__
 from .data import LAYOUTS, available_splits, open_dataset, write_pose_files
-from .errors import NoPersonError, PcdmsError
+from .errors import PcdmsError
 from .io import load_image, save_image
 from .pose import (
     KEYPOINT_NAMES,
     OFFICIAL,
     draw_overlay,
-    extract_pose,
     get_extractor,
     load_pose,
+    read_and_extract,
     render_pose,
     save_pose,
     write_extraction,
@@ -54,8 +54,7 @@ def _joint_count(keypoints) -> str:
 
 def run_demo(args: argparse.Namespace) -> int:
     image_path = example_image_path()
-    image = load_image(image_path)
-    keypoints = extract_pose(image)
+    image, keypoints = read_and_extract(image_path)
     written = write_extraction(image, keypoints, args.out, image_path.stem)
     print(f"pcdms demo: the pose of the bundled photo {image_path.name}, {_joint_count(keypoints)} found")
     for label, path in written.items():
@@ -72,12 +71,7 @@ def run_pose_extract(args: argparse.Namespace) -> int:
     failures = 0
     for image_path in map(Path, args.images):
         try:
-            image = load_image(image_path)
-            keypoints = extract_pose(image, extractor)
-        except NoPersonError as error:
-            print(f"pcdms: error: {image_path}: {error}", file=sys.stderr)
-            failures += 1
-            continue
+            image, keypoints = read_and_extract(image_path, extractor)
         except PcdmsError as error:
             print(f"pcdms: error: {error}", file=sys.stderr)
             failures += 1
@@ -187,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--images", type=Path, help="image folder, where it is not the layout's usual one")
     validate = data.choices["validate"]
     validate.add_argument("--split", default="train", help="split to check (default: train)")
-    validate.add_argument("--check-images", action="store_true", help="open every image, not only check it exists")
+    validate.add_argument("--check-images", action="store_true", help="decode every image, not only check it exists")
     validate.set_defaults(run=run_data_validate)
     prepare = data.choices["prepare-poses"]
     prepare.add_argument(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import DatasetError, PcdmsError
-from ..io import image_size, load_image
+from ..io import load_image
 from ..pose.keypoints import Keypoints, Size
 
 
@@ -144,15 +145,15 @@ class PoseTransferDataset(torch.utils.data.Dataset):
 
     def subset(self, indices: Sequence[int]) -> PoseTransferDataset:
         """The same dataset restricted to the pairs at ``indices``."""
-        clone = object.__new__(type(self))
-        clone.__dict__.update(self.__dict__)
+        clone = copy.copy(self)
         clone.pairs = [self.pairs[index] for index in indices]
         return clone
 
     def validate(self, check_images: bool = False, progress: bool = False) -> ValidationReport:
         """Count missing or unreadable images and poses, and the pairs they make unusable.
 
-        Images are checked for existence, or, with ``check_images``, opened (their headers read).
+        Images are checked for existence, or, with ``check_images``, decoded in full (slower, but it
+        catches the truncated files an interrupted download or unzip leaves).
         """
         names = self.image_names()
         report = ValidationReport(repr(self), num_pairs=len(self.pairs), num_images=len(names))
@@ -164,7 +165,7 @@ class PoseTransferDataset(torch.utils.data.Dataset):
                 bad.add(name)
             elif check_images:
                 try:
-                    image_size(path)
+                    load_image(path)
                 except PcdmsError as error:
                     report.unreadable_images.append(str(error))
                     bad.add(name)

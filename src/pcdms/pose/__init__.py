@@ -1,7 +1,14 @@
 """The pose toolkit: one keypoint type, file formats, transforms, rendering and extraction."""
 
 from .convert import from_body25, from_coco17, from_coco_wholebody, from_mediapipe
-from .extract import MediaPipeExtractor, PoseExtractor, extract_pose, get_extractor, write_extraction
+from .extract import (
+    MediaPipeExtractor,
+    PoseExtractor,
+    extract_pose,
+    get_extractor,
+    read_and_extract,
+    write_extraction,
+)
 from .formats import (
     load_pose,
     read_annotation_csv,
@@ -44,6 +51,7 @@ __all__ = [
     "load_pose",
     "pose_map_tensor",
     "pose_vector",
+    "read_and_extract",
     "read_annotation_csv",
     "read_openpose_json",
     "read_pcdms_txt",

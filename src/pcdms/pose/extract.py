@@ -125,12 +125,16 @@ def _default_extractor() -> PoseExtractor:
 
 def extract_pose(image: Image.Image | str | os.PathLike, extractor: PoseExtractor | None = None) -> Keypoints:
     """The pose of the main person in an image (or image file), by default with MediaPipe."""
-    extractor = extractor or _default_extractor()
     if isinstance(image, Image.Image):
-        return extractor(image)
-    path = Path(image)
+        return (extractor or _default_extractor())(image)
+    return read_and_extract(image, extractor)[1]
+
+
+def read_and_extract(path: str | os.PathLike, extractor: PoseExtractor | None = None) -> tuple[Image.Image, Keypoints]:
+    """Load an image file and find its pose; every error names the file."""
+    image = load_image(path)
     try:
-        return extractor(load_image(path))
+        return image, (extractor or _default_extractor())(image)
     except NoPersonError as error:
         raise NoPersonError(f"{path}: {error}") from None
 

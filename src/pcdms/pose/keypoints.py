@@ -99,7 +99,8 @@ class Keypoints:
         object.__setattr__(self, "image_size", check_size(self.image_size))
 
     @classmethod
-    def missing(cls, image_size: Size) -> Keypoints:
+    def empty(cls, image_size: Size) -> Keypoints:
+        """No joint present."""
         return cls(np.full((NUM_KEYPOINTS, 2), np.nan), np.zeros(NUM_KEYPOINTS), image_size)
 
     @classmethod
