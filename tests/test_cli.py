@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from pcdms.cli import example_image_path, main
-from pcdms.pose import load_pose, render_pose, write_pose_json
+from pcdms.pose import load_pose, read_annotation_csv, render_pose, write_pose_json
 from test_data import make_csv_layout
 
 
@@ -121,3 +121,83 @@ def test_data_commands(tmp_path, capsys):
     (root / "train" / "a.jpg").unlink()
     status, out, _ = run(capsys, "data", "validate", root, "--check-images")
     assert status == 1 and "images missing: 1" in out and "pairs: 3 (1 usable)" in out
+
+
+def test_toy_train_and_sample_prior(tmp_path, capsys):
+    assert run(capsys, "toy", tmp_path / "toy", "--people", "3", "--poses", "3", "--test-people", "1")[0] == 0
+    config = tmp_path / "prior.yaml"
+    config.write_text(
+        f"stage: prior\noutput_dir: {tmp_path / 'run'}\ndata: {{root: {tmp_path / 'toy' / 'data'}}}\n"
+        "training: {max_steps: 200, batch_size: 12, learning_rate: 1.0e-3, checkpoint_every: 100}\n"
+        f"prior: {{image_encoder: {tmp_path / 'toy' / 'clip'}, clip_mean: auto, clip_std: auto,\n"
+        "  architecture: {num_layers: 2, num_attention_heads: 2, attention_head_dim: 16, pose_hidden_dim: 32}}\n"
+    )
+    status, out, err = run(capsys, "train", "prior", "--config", config, "--set", "training.max_steps=300")
+    assert status == 0, err
+    assert f"trained prior: {tmp_path / 'run' / 'model'}" in out
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step-100", "step-200", "step-300"]
+
+    model = ("--model", tmp_path / "run" / "model", "--image-encoder", tmp_path / "toy" / "clip")
+    status, out, err = run(
+        capsys,
+        "sample",
+        "prior",
+        *model,
+        "--data",
+        tmp_path / "toy" / "data",
+        "--split",
+        "train",
+        "--out",
+        tmp_path / "npy",
+        "--device",
+        "cpu",
+    )
+    assert status == 0, err
+    similarity, copying = (
+        float(value)
+        for value in out.split("targets' CLIP embeddings: ")[1].replace(")", "").split(" (copying the source's: ")
+    )
+    assert similarity > 0.9 > copying
+    embedding = np.load(tmp_path / "npy" / "p000_00_to_p000_01.npy")
+    assert embedding.shape == (1, 32) and np.isfinite(embedding).all()
+
+    annotations = read_annotation_csv(tmp_path / "toy" / "data" / "market-annotation-train.csv", (64, 128))
+    write_pose_json(tmp_path / "source.json", annotations["p000_00.png"])
+    write_pose_json(tmp_path / "target.json", annotations["p000_01.png"])
+    photos = tmp_path / "toy" / "data" / "train"
+    one = ("--source", photos / "p000_00.png", "--source-pose", tmp_path / "source.json", "--out", tmp_path / "one.npy")
+    status, out, err = run(
+        capsys,
+        "sample",
+        "prior",
+        *model,
+        *one,
+        "--target-pose",
+        tmp_path / "target.json",
+        "--target",
+        photos / "p000_01.png",
+    )
+    assert status == 0, err
+    assert np.load(tmp_path / "one.npy").shape == (1, 32)
+    assert float(out.split("cosine similarity to the target's CLIP embedding: ")[1]) > 0.9
+    status, _, err = run(capsys, "sample", "prior", *model, *one, "--target-pose", tmp_path / "nowhere.json")
+    assert status == 1
+    assert_one_line_error(err, "nowhere.json: no such file")
+
+
+def test_train_errors_are_one_line(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "stage: prior\noutput_dir: out\ndata: {root: x}\nprior: {image_encoder: c}\ntraining: {batch: 3}\n"
+    )
+    status, _, err = run(capsys, "train", "prior", "--config", config)
+    assert status == 1
+    assert_one_line_error(err, "bad.yaml: training: unknown setting 'batch' (did you mean batch_size?)")
+    config.write_text(
+        f"stage: prior\noutput_dir: {tmp_path / 'out'}\ndata: {{root: {tmp_path / 'nothing'}}}\nprior: {{image_encoder: c}}\n"
+    )
+    status, _, err = run(capsys, "train", "prior", "--config", config)
+    assert status == 1
+    assert_one_line_error(err, "nothing: no such folder")
+    with pytest.raises(SystemExit):
+        main(["train", "prior", "--config", str(config), "--set", "novalue"])

@@ -1,20 +1,25 @@
 """The ``pcdms`` command.
 
 Errors a user can fix come out as one line, ``pcdms: error: ...``, with exit status 1; a wrong
-command line gets argparse's usage message and status 2.
+command line gets argparse's usage message and status 2. The model commands import diffusers and
+transformers when they run, so that the pose and data commands start in a second.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from importlib.resources import files
 from pathlib import Path
+
+import yaml
+from PIL import Image
 
 from . import __version__
 from .data import LAYOUTS, available_splits, open_dataset, write_pose_files
 from .errors import PcdmsError
-from .io import load_image, save_image
+from .io import atomic_write, load_image, save_image
 from .pose import (
     KEYPOINT_NAMES,
     OFFICIAL,
@@ -124,6 +129,143 @@ def run_data_prepare_poses(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def run_toy(args: argparse.Namespace) -> int:
+    from .data.toy import write_tiny_clip, write_toy_dataset
+
+    data = write_toy_dataset(args.out / "data", args.people, args.poses, args.test_people, args.seed)
+    clip = write_tiny_clip(args.out / "clip", seed=args.seed)
+    print(f"toy dataset (Market-1501 layout): {data}\ntiny random CLIP encoder: {clip}")
+    return 0
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    """``section.name=value``, the value read as YAML (so 10 is a number and true a boolean)."""
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not section.name=value")
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is not valid YAML") from None
+
+
+def quiet_model_loading() -> None:
+    """No progress bars for loading model files: the commands show their own progress."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .training import load_config, run_training
+
+    quiet_model_loading()
+    config = load_config(args.config, dict(args.set))
+    if config.stage != args.stage:
+        raise PcdmsError(f"{args.config}: this config trains the {config.stage}, not the {args.stage}")
+    final = run_training(config, resume=args.resume)
+    print(f"trained {args.stage}: {final}")
+    return 0
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise PcdmsError(f"--device: {name!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PcdmsError("--device: CUDA is not available on this machine")
+    return device
+
+
+def load_pose_or_extract(path: Path, size: tuple[int, int] | None):
+    """A pose file (in the frame of ``size`` where it records none), or a photo whose pose is extracted."""
+    if path.suffix.lower() in Image.registered_extensions():
+        return read_and_extract(path)[1]
+    return load_pose(path, image_size=size)
+
+
+def run_sample_prior(args: argparse.Namespace) -> int:
+    from .pipelines.prior import load_prior_pipeline
+
+    quiet_model_loading()
+    device = resolve_device(args.device)
+    pipeline = load_prior_pipeline(args.model).to(device)
+    pipeline.set_progress_bar_config(disable=True)
+    sampling = {"num_inference_steps": args.steps, "guidance_scale": args.guidance}
+    if args.data:
+        return sample_prior_split(args, pipeline, device, sampling)
+    if not (args.source and args.target_pose and args.out):
+        raise PcdmsError("sample prior needs --source, --target-pose and --out (or --data for a whole split)")
+    return sample_prior_pair(args, pipeline, device, sampling)
+
+
+def sample_prior_split(args: argparse.Namespace, pipeline, device, sampling: dict) -> int:
+    """Every pair of a dataset split: the mean cosine similarity, and ``{source}_to_{target}.npy`` files."""
+    import numpy as np
+    import torch
+
+    from .data.embeddings import PriorPairs, cached_embeddings
+    from .pipelines.prior import sample_pairs
+
+    dataset = open_dataset(args.data, args.split, args.layout, args.images)
+    dataset.validate().raise_if_unusable()
+    with tempfile.TemporaryDirectory() as scratch:
+        cache = args.out / "cache" if args.out else Path(scratch)
+        embeds, null = cached_embeddings(dataset, args.image_encoder, cache, args.batch_size, device)
+    pairs = PriorPairs(dataset, embeds, pipeline.prior.pose_convention)
+    predicted = sample_pairs(pipeline, pairs, args.batch_size, args.seed, progress=True, null_embeds=null, **sampling)
+    if args.out:
+        for (source, target), embedding in zip(pairs.names, predicted, strict=True):
+            with atomic_write(args.out / f"{Path(source).stem}_to_{Path(target).stem}.npy", "wb") as file:
+                np.save(file, embedding[None].numpy())
+        print(f"{len(pairs)} embeddings in {args.out}")
+    targets, sources = pairs.embeds[pairs.pairs[:, 1]], pairs.embeds[pairs.pairs[:, 0]]
+    similarity = torch.nn.functional.cosine_similarity(predicted, targets).mean().item()
+    copying = torch.nn.functional.cosine_similarity(sources, targets).mean().item()
+    print(
+        f"mean cosine similarity to the targets' CLIP embeddings: {similarity:.4f} (copying the source's: {copying:.4f})"
+    )
+    return 0
+
+
+def sample_prior_pair(args: argparse.Namespace, pipeline, device, sampling: dict) -> int:
+    """One source photo and target pose: the embedding as a (1, D) ``.npy``."""
+    import numpy as np
+    import torch
+
+    from .models.encoders import ClipImageEncoder
+
+    encoder = ClipImageEncoder.from_pretrained(args.image_encoder).to(device)
+    source = load_image(args.source)
+    source_pose = load_pose_or_extract(args.source_pose or args.source, source.size)
+    target_pose = load_pose_or_extract(args.target_pose, args.target_size)
+    generator = torch.Generator(device).manual_seed(args.seed)
+    output = pipeline(
+        encoder.encode([source]),
+        source_pose,
+        target_pose,
+        null_embeds=encoder.null_embeds(),
+        generator=generator,
+        **sampling,
+    )
+    embedding = output.image_embeds.float().cpu()
+    with atomic_write(args.out, "wb") as file:
+        np.save(file, embedding.numpy())
+    print(args.out)
+    if args.target:
+        target = encoder.encode([load_image(args.target)]).float().cpu()
+        similarity = torch.nn.functional.cosine_similarity(embedding, target).item()
+        print(f"cosine similarity to the target's CLIP embedding: {similarity:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pcdms", description="Pose-guided person image synthesis (PCDMs).")
     parser.add_argument("--version", action="version", version=f"pcdms {__version__}")
@@ -194,6 +336,63 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--format", choices=("jpg", "png"), default="jpg", help="pose map format (official: jpg)")
     prepare.add_argument("--overwrite", action="store_true", help="rewrite files that are already there")
     prepare.set_defaults(run=run_data_prepare_poses)
+
+    toy = commands.add_parser(
+        "toy", help="write a toy dataset and a tiny random CLIP encoder, to try training on a CPU"
+    )
+    toy.add_argument("out", type=Path, metavar="OUT", help="folder for OUT/data and OUT/clip")
+    toy.add_argument("--people", type=int, default=8, help="people drawn (default: 8)")
+    toy.add_argument("--poses", type=int, default=6, help="poses per person (default: 6)")
+    toy.add_argument("--test-people", type=int, default=2, help="people kept for the test split (default: 2)")
+    toy.add_argument("--seed", type=int, default=0)
+    toy.set_defaults(run=run_toy)
+
+    train = commands.add_parser("train", help="train a stage from a YAML config (one GPU, many, or the CPU)")
+    train.add_argument("stage", choices=("prior",), metavar="STAGE", help="prior")
+    train.add_argument("--config", type=Path, required=True, help="the run's YAML config")
+    train.add_argument(
+        "--resume",
+        default="latest",
+        help="latest (default: the newest checkpoint of the run, if any), none, or a checkpoint folder",
+    )
+    train.add_argument(
+        "--set",
+        type=parse_setting,
+        action="append",
+        default=[],
+        metavar="SECTION.NAME=VALUE",
+        help="override a config setting",
+    )
+    train.set_defaults(run=run_train)
+
+    sample = commands.add_parser("sample", help="sample one stage on its own").add_subparsers(
+        dest="sample_command", required=True, metavar="STAGE"
+    )
+    prior = sample.add_parser("prior", help="stage 1: the target's CLIP embedding from a source photo and two poses")
+    prior.add_argument("--model", type=Path, required=True, help="a stage-1 pipeline folder (a training run's model/)")
+    prior.add_argument(
+        "--image-encoder", type=Path, required=True, help="the local CLIP vision folder it was trained with"
+    )
+    prior.add_argument("--source", type=Path, help="source photo")
+    prior.add_argument(
+        "--source-pose", type=Path, help="its pose: a pose file or a photo to take it from (default: the source photo)"
+    )
+    prior.add_argument("--target-pose", type=Path, help="the target pose: a pose file or a photo to take it from")
+    prior.add_argument("--target-size", type=parse_size, help="WxH of the target image, for pose files that lack it")
+    prior.add_argument("--target", type=Path, help="the real target photo, to report how close the sample is")
+    prior.add_argument("--data", type=Path, help="instead: sample every pair of a dataset split")
+    prior.add_argument("--split", default="test")
+    prior.add_argument("--layout", choices=("auto", *LAYOUTS), default="auto")
+    prior.add_argument("--images", type=Path, help="image folder, where it is not the layout's usual one")
+    prior.add_argument(
+        "--out", type=Path, help=".npy file (one pair), or folder for SOURCE_to_TARGET.npy files (--data)"
+    )
+    prior.add_argument("--steps", type=int, default=20, help="sampling steps (default: 20)")
+    prior.add_argument("--guidance", type=float, default=0.0, help="guidance scale, on above 1 (default: 0, off)")
+    prior.add_argument("--seed", type=int, default=42)
+    prior.add_argument("--batch-size", type=int, default=64)
+    prior.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    prior.set_defaults(run=run_sample_prior)
     return parser
 
 

@@ -1,0 +1,107 @@
+"""The frozen image encoder of stage 1: CLIP's vision tower with its projection (transformers).
+
+The official models use OpenCLIP ViT-H/14 as exported for IP-Adapter (``models/image_encoder``:
+32 layers, width 1280, 224x224 input, 1024-d ``image_embeds``, not L2-normalised). Preprocessing is
+the official one (spec 5.3): the image is stretched to 512x512 (bicubic), then goes through
+``CLIPImageProcessor``'s defaults: shortest side to 224 (bicubic), centre crop 224, scale to [0, 1],
+CLIP's mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+try:  # transformers 5 names the processor that needs no torchvision explicitly
+    from transformers import CLIPImageProcessorPil as CLIPImageProcessor
+except ImportError:  # transformers 4: the default processor is that one
+    from transformers import CLIPImageProcessor
+
+from ..errors import PcdmsError
+
+# The official code stretches every image to this square before the encoder's own preprocessing.
+SQUARE_SIZE = 512
+
+
+def load_local_model(model_class, folder: str | os.PathLike, what: str, **kwargs):
+    """``model_class.from_pretrained`` on a local folder only, with one-line errors."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise PcdmsError(f"{folder}: not a {what} folder (no config.json); pcdms loads models from local folders only")
+    try:
+        return model_class.from_pretrained(folder, local_files_only=True, **kwargs)
+    except (OSError, ValueError, KeyError) as error:
+        raise PcdmsError(f"{folder}: cannot load the {what} ({str(error).splitlines()[0]})") from None
+
+
+def clip_pixels(images: list[Image.Image], processor: CLIPImageProcessor) -> torch.Tensor:
+    """Pixel tensors (batch, 3, 224, 224) as the official code makes them."""
+    squares = [image.convert("RGB").resize((SQUARE_SIZE, SQUARE_SIZE), Image.Resampling.BICUBIC) for image in images]
+    return processor(images=squares, return_tensors="pt").pixel_values
+
+
+class ClipImageEncoder(nn.Module):
+    """CLIP vision model with projection, frozen, and the official preprocessing."""
+
+    def __init__(self, model: CLIPVisionModelWithProjection):
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.processor = CLIPImageProcessor()
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, torch_dtype: torch.dtype | None = None) -> ClipImageEncoder:
+        dtype = {} if torch_dtype is None else {"dtype": torch_dtype}
+        return cls(load_local_model(CLIPVisionModelWithProjection, folder, "CLIP vision encoder", **dtype))
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.model.config.projection_dim
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
+        """Pixel tensors (batch, 3, 224, 224) as the official code makes them."""
+        squares = [
+            image.convert("RGB").resize((SQUARE_SIZE, SQUARE_SIZE), Image.Resampling.BICUBIC) for image in images
+        ]
+        return self.processor(images=squares, return_tensors="pt").pixel_values
+
+    @torch.no_grad()
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """CLIP image embeddings (batch, embedding_dim) of preprocessed pixels."""
+        return self.model(pixel_values.to(self.model.device, self.model.dtype)).image_embeds
+
+    def encode(self, images: list[Image.Image]) -> torch.Tensor:
+        return self(self.preprocess(images))
+
+    def null_embeds(self) -> torch.Tensor:
+        """(1, embedding_dim): the embedding of an all-zero pixel tensor, what training shows the prior for a
+        dropped source image (a mean-colour image after CLIP's normalisation, not a zero vector)."""
+        size = self.model.config.image_size
+        return self(torch.zeros(1, 3, size, size))
+
+
+def tiny_clip_config(embedding_dim: int = 32) -> CLIPVisionConfig:
+    """A CLIP vision tower small enough for tests and toy runs on a CPU (random weights, 224x224 input).
+
+    Its initial weights are drawn ten times wider than CLIP's own; at CLIP's scale a random tower
+    gives nearly the same embedding for every image (cosine 0.999 between any two toy images), at
+    this one different images get different embeddings (about 0.6).
+    """
+    return CLIPVisionConfig(
+        initializer_factor=10.0,
+        hidden_size=32,
+        intermediate_size=64,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        image_size=224,
+        patch_size=32,
+        projection_dim=embedding_dim,
+    )
