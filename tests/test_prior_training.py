@@ -220,3 +220,12 @@ def test_training_can_continue_from_a_saved_prior(tmp_path):
         build_prior(PriorConfig(image_encoder="unused", pretrained=str(tmp_path / "model")), torch.randn(5, 16))
     with pytest.raises(PcdmsError, match=r"prior.architecture: .*unexpected keyword argument 'depth'"):
         build_prior(PriorConfig(image_encoder="unused", architecture={"depth": 3}), torch.randn(5, 16))
+
+
+def test_a_run_repeats_whether_or_not_the_embedding_cache_exists(tmp_path, toy):
+    config = load_config(write_config(tmp_path, toy, max_steps=3))
+    first = load_prior_pipeline(run_training(config, resume="none")).prior.state_dict()
+    assert (tmp_path / "run" / "cache" / CACHE_FILE).is_file()
+    second = load_prior_pipeline(run_training(config, resume="none")).prior.state_dict()  # from the cache
+    for key in first:
+        assert torch.equal(first[key], second[key]), key

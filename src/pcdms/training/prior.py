@@ -54,7 +54,9 @@ class PriorTask:
         self.config = config
         dataset = open_training_data(data)
         state = PartialState()
-        with state.main_process_first():  # one process computes the cache, the others read it
+        # One process computes the cache, the others read it; the random state is left as it was, so a
+        # new model's initial weights do not depend on whether the cache was already there.
+        with state.main_process_first(), torch.random.fork_rng(devices=[]):
             embeds, self.null_embeds = cached_embeddings(
                 dataset,
                 Path(config.image_encoder),
