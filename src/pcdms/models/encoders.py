@@ -58,20 +58,8 @@ class ClipImageEncoder(nn.Module):
         dtype = {} if torch_dtype is None else {"dtype": torch_dtype}
         return cls(load_local_model(CLIPVisionModelWithProjection, folder, "CLIP vision encoder", **dtype))
 
-    @property
-    def embedding_dim(self) -> int:
-        return self.model.config.projection_dim
-
-    @property
-    def device(self) -> torch.device:
-        return self.model.device
-
     def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
-        """Pixel tensors (batch, 3, 224, 224) as the official code makes them."""
-        squares = [
-            image.convert("RGB").resize((SQUARE_SIZE, SQUARE_SIZE), Image.Resampling.BICUBIC) for image in images
-        ]
-        return self.processor(images=squares, return_tensors="pt").pixel_values
+        return clip_pixels(images, self.processor)
 
     @torch.no_grad()
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:

@@ -164,8 +164,9 @@ class PosePriorTransformer(ModelMixin, ConfigMixin):
 
     @classmethod
     def from_official(cls, checkpoint: str | os.PathLike, **config: Any) -> PosePriorTransformer:
-        """The prior at official size with the authors' stage-1 weights (``mp_rank_00_model_states.pt``
-        or its folder), loaded strictly. Their poses are in the ``pcdms-official`` convention."""
+        """The prior with the authors' stage-1 weights (``mp_rank_00_model_states.pt`` or its folder),
+        loaded strictly. Their poses are in the ``pcdms-official`` convention. The size is the official
+        one unless ``config`` changes it (tests use small models in the official layout)."""
         model = cls(pose_convention=OFFICIAL.to_dict(), **config)
         load_strict(model, load_official_state_dict(checkpoint), checkpoint, expected_stage="prior")
         return model

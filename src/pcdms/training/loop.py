@@ -64,12 +64,17 @@ def checkpoint_step(folder: Path) -> int:
     return int(folder.name.removeprefix("step-"))
 
 
+def saved_checkpoints(output_dir: Path) -> list[Path]:
+    """The run's checkpoint folders, oldest first."""
+    return sorted((output_dir / CHECKPOINTS).glob("step-*"), key=checkpoint_step)
+
+
 def find_checkpoint(output_dir: Path, resume: str) -> Path | None:
     """The checkpoint to resume from: ``latest`` (None if there is none), ``none``, or a folder."""
     if resume == "none":
         return None
     if resume == "latest":
-        folders = sorted((output_dir / CHECKPOINTS).glob("step-*"), key=checkpoint_step)
+        folders = saved_checkpoints(output_dir)
         return folders[-1] if folders else None
     folder = Path(resume)
     if not folder.is_dir() or not folder.name.startswith("step-"):
@@ -173,9 +178,7 @@ def train(
         folder = output_dir / CHECKPOINTS / f"step-{global_step}"
         accelerator.save_state(str(folder))
         if accelerator.is_main_process:
-            older = sorted((output_dir / CHECKPOINTS).glob("step-*"), key=checkpoint_step)[
-                : -config.checkpoints_to_keep
-            ]
+            older = saved_checkpoints(output_dir)[: -config.checkpoints_to_keep]
             for stale in older:
                 shutil.rmtree(stale, ignore_errors=True)
 
