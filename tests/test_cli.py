@@ -124,7 +124,12 @@ def test_data_commands(tmp_path, capsys):
 
 
 def test_toy_train_and_sample_prior(tmp_path, capsys):
-    assert run(capsys, "toy", tmp_path / "toy", "--people", "3", "--poses", "3", "--test-people", "1")[0] == 0
+    assert (
+        run(capsys, "toy", tmp_path / "toy", "--people", "3", "--poses", "3", "--test-people", "1", "--vae-steps", "2")[
+            0
+        ]
+        == 0
+    )
     config = tmp_path / "prior.yaml"
     config.write_text(
         f"stage: prior\noutput_dir: {tmp_path / 'run'}\ndata: {{root: {tmp_path / 'toy' / 'data'}}}\n"
@@ -183,6 +188,81 @@ def test_toy_train_and_sample_prior(tmp_path, capsys):
     status, _, err = run(capsys, "sample", "prior", *model, *one, "--target-pose", tmp_path / "nowhere.json")
     assert status == 1
     assert_one_line_error(err, "nowhere.json: no such file")
+
+
+def test_toy_train_and_sample_inpaint(tmp_path, capsys):
+    toy = tmp_path / "toy"
+    status, out, _ = run(capsys, "toy", toy, "--people", "2", "--poses", "3", "--test-people", "1", "--vae-steps", "2")
+    assert status == 0 and f"tiny VAE: {toy / 'vae'}" in out
+    unet = (
+        "{block_out_channels: [32, 64], layers_per_block: 1, down_block_types: [CrossAttnDownBlock2D, DownBlock2D], "
+        "up_block_types: [UpBlock2D, CrossAttnUpBlock2D], attention_head_dim: 4, norm_num_groups: 8, "
+        "cross_attention_dim: 32, projection_class_embeddings_input_dim: 32}"
+    )
+    config = tmp_path / "inpaint.yaml"
+    config.write_text(
+        f"stage: inpaint\noutput_dir: {tmp_path / 'run'}\ndata: {{root: {toy / 'data'}}}\n"
+        "training: {max_steps: 4, batch_size: 2, checkpoint_every: 2}\n"
+        f"inpaint: {{dinov2: {toy / 'dinov2'}, clip: {toy / 'clip'}, vae: {toy / 'vae'}, size: [64, 128],\n"
+        f"  architecture: {{unet_config: {unet}, image_feature_dim: 32, pose_block_channels: [4, 8, 8, 16]}}}}\n"
+    )
+    status, out, err = run(capsys, "train", "inpaint", "--config", config)
+    assert status == 0, err
+    assert f"trained inpaint: {tmp_path / 'run' / 'model'}" in out
+
+    model = ("--model", tmp_path / "run" / "model", "--steps", "2", "--device", "cpu")
+    data = ("--data", toy / "data", "--split", "train", "--clip", toy / "clip", "--out", tmp_path / "coarse")
+    status, out, err = run(capsys, "sample", "inpaint", *model, *data)
+    assert status == 0, err
+    assert "6 pairs sampled, 0 already there" in out and "mean absolute pixel error to the targets" in out
+    assert Image.open(tmp_path / "coarse" / "p000_00_to_p000_01.png").size == (64, 128)
+    assert "0 pairs sampled, 6 already there" in run(capsys, "sample", "inpaint", *model, *data)[1]  # resumes
+
+    photos = toy / "data" / "train"
+    np.save(tmp_path / "embedding.npy", np.ones((1, 32), dtype=np.float32))
+    one = ("--source", photos / "p000_00.png", "--target-pose", photos / "p000_01.png")
+    annotations = read_annotation_csv(toy / "data" / "market-annotation-train.csv", (64, 128))
+    write_pose_json(tmp_path / "target.json", annotations["p000_01.png"])
+    write_pose_json(tmp_path / "source.json", annotations["p000_00.png"])
+    poses = ("--source-pose", tmp_path / "source.json", "--target-pose", tmp_path / "target.json")
+    status, out, err = run(
+        capsys,
+        "sample",
+        "inpaint",
+        *model,
+        *one[:2],
+        *poses,
+        "--embedding",
+        tmp_path / "embedding.npy",
+        "--size",
+        "44x100",
+        "--samples",
+        "2",
+        "--out",
+        tmp_path / "one.png",
+    )
+    assert status == 0, err
+    assert [Image.open(tmp_path / f"one_{index}.png").size for index in range(2)] == [(44, 100)] * 2
+    status, _, err = run(
+        capsys,
+        "sample",
+        "inpaint",
+        *model,
+        *one[:2],
+        *poses,
+        "--target",
+        photos / "p000_01.png",
+        "--clip",
+        toy / "clip",
+        "--out",
+        tmp_path / "gt.png",
+    )
+    assert status == 0, err
+    assert Image.open(tmp_path / "gt.png").size == (64, 128)
+    status, _, err = run(capsys, "sample", "inpaint", *model, *one[:2], *poses, "--out", tmp_path / "no.png")
+    assert status == 1
+    assert_one_line_error(err, "needs the target's CLIP embedding: --embedding FILE.npy")
+    assert not (tmp_path / "no.png").exists()
 
 
 def test_train_errors_are_one_line(tmp_path, capsys):

@@ -66,4 +66,6 @@ def test_the_committed_configs_are_valid():
     configs = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
     assert configs
     for path in configs:
-        assert load_config(path).stage == "prior"
+        config = load_config(path)
+        assert config.stage == path.name.split("-")[0]
+        assert getattr(config, config.stage) is not None

@@ -130,11 +130,15 @@ def run_data_prepare_poses(args: argparse.Namespace) -> int:
 
 
 def run_toy(args: argparse.Namespace) -> int:
-    from .data.toy import write_tiny_clip, write_toy_dataset
+    from .data.toy import write_tiny_clip, write_tiny_dinov2, write_toy_dataset, write_toy_vae
 
     data = write_toy_dataset(args.out / "data", args.people, args.poses, args.test_people, args.seed)
     clip = write_tiny_clip(args.out / "clip", seed=args.seed)
-    print(f"toy dataset (Market-1501 layout): {data}\ntiny random CLIP encoder: {clip}")
+    dinov2 = write_tiny_dinov2(args.out / "dinov2", seed=args.seed)
+    print(f"toy dataset (Market-1501 layout): {data}\ntiny random CLIP encoder: {clip}\ntiny random DINOv2: {dinov2}")
+    print(f"fitting a tiny VAE to the training images ({args.vae_steps} steps, about 30 s for 300) ...", flush=True)
+    vae = write_toy_vae(args.out / "vae", sorted((data / "train").glob("*.png")), args.vae_steps, seed=args.seed)
+    print(f"tiny VAE: {vae}")
     return 0
 
 
@@ -266,6 +270,151 @@ def sample_prior_pair(args: argparse.Namespace, pipeline, device, sampling: dict
     return 0
 
 
+def resolve_dtype(name: str, device):
+    """float32 on a CPU; on a GPU bfloat16 where it is supported, else float16; or the one named."""
+    import torch
+
+    if name == "auto":
+        if device.type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def run_sample_inpaint(args: argparse.Namespace) -> int:
+    import torch
+
+    from .pipelines.inpaint import load_inpaint_pipeline
+
+    quiet_model_loading()
+    device = resolve_device(args.device)
+    pipeline = load_inpaint_pipeline(args.model, torch_dtype=resolve_dtype(args.dtype, device)).to(device)
+    pipeline.set_progress_bar_config(disable=True)
+    width, height = args.size or (None, None)
+    sampling = {
+        "width": width,
+        "height": height,
+        "num_inference_steps": args.steps,
+        "guidance_scale": args.guidance,
+        "num_images_per_pair": args.samples,
+        "generator": torch.Generator(device).manual_seed(args.seed),
+    }
+    if args.data:
+        if not args.out:
+            raise PcdmsError("sample inpaint --data needs --out, a folder for the images")
+        return sample_inpaint_split(args, pipeline, device, sampling)
+    if not (args.source and args.target_pose and args.out):
+        raise PcdmsError("sample inpaint needs --source, --target-pose and --out (or --data for a whole split)")
+    source = load_image(args.source)
+    source_pose = load_pose_or_extract(args.source_pose or args.source, source.size)
+    target_pose = load_pose_or_extract(args.target_pose, args.target_size)
+    target_embeds = None
+    if pipeline.inpaint.uses_target_embedding:
+        target_embeds = target_embedding(args)
+    images = pipeline(source, source_pose, target_pose, target_embeds, **sampling).images
+    for path, image in zip(sample_paths(args.out, len(images)), images, strict=True):
+        print(save_image(image, path))
+    return 0
+
+
+def target_embedding(args: argparse.Namespace):
+    """The target's CLIP embedding for one pair: a stage-1 .npy, or the real target photo's."""
+    import numpy as np
+    import torch
+
+    from .models.encoders import ClipImageEncoder
+
+    if args.embedding:
+        try:
+            return torch.from_numpy(np.load(args.embedding)).float().reshape(1, -1)
+        except (OSError, ValueError) as error:
+            raise PcdmsError(f"{args.embedding}: not a .npy embedding ({error})") from None
+    if args.target and args.clip:
+        return ClipImageEncoder.from_pretrained(args.clip).encode([load_image(args.target)])
+    raise PcdmsError(
+        "this stage-2 model needs the target's CLIP embedding: --embedding FILE.npy (from sample prior), "
+        "or --target PHOTO with --clip DIR"
+    )
+
+
+def sample_paths(out: Path, count: int) -> list[Path]:
+    """``out`` for one image; ``stem_0.png``, ``stem_1.png``, ... for several."""
+    if count == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}_{index}{out.suffix or '.png'}") for index in range(count)]
+
+
+def sample_inpaint_split(args: argparse.Namespace, pipeline, device, sampling: dict) -> int:
+    """Every pair of a split, as ``{source}_to_{target}.png``: with the real targets' CLIP embeddings
+    (what stage 3 trains on) or stage-1 ones (``--embeddings`` folder of ``{source}_to_{target}.npy``).
+    Pairs whose images are already there are skipped, so an interrupted run resumes."""
+    import numpy as np
+    import torch
+
+    from .data.embeddings import cached_embeddings
+
+    dataset = open_dataset(args.data, args.split, args.layout, args.images)
+    dataset.validate().raise_if_unusable()
+    names = [f"{Path(source).stem}_to_{Path(target).stem}.png" for source, target in dataset.pairs]
+    todo = [index for index, name in enumerate(names) if not sample_paths(args.out / name, args.samples)[-1].exists()]
+    uses_embeds = pipeline.inpaint.uses_target_embedding
+    embeds = None
+    if uses_embeds and not args.embeddings:
+        if not args.clip:
+            raise PcdmsError("sample inpaint --data needs --clip DIR (real targets' embeddings) or --embeddings DIR")
+        embeds, _ = cached_embeddings(dataset, args.clip, args.out / "cache", args.batch_size, device)
+    errors, copy_errors = [], []
+    for start in tqdm_range(len(todo), args.batch_size, "stage 2"):
+        batch = [dataset[index] for index in todo[start : start + args.batch_size]]
+        target_embeds = None
+        if uses_embeds and embeds is not None:
+            target_embeds = torch.stack([embeds[pair.target_name] for pair in batch])
+        elif uses_embeds:
+            target_embeds = torch.cat([load_stage1_embedding(args.embeddings, pair) for pair in batch])
+        images = pipeline(
+            [pair.source_image for pair in batch],
+            [pair.source_pose for pair in batch],
+            [pair.target_pose for pair in batch],
+            target_embeds,
+            **sampling,
+        ).images
+        for number, pair in enumerate(batch):
+            samples = images[number * args.samples : (number + 1) * args.samples]
+            name = f"{Path(pair.source_name).stem}_to_{Path(pair.target_name).stem}.png"
+            for path, image in zip(sample_paths(args.out / name, args.samples), samples, strict=True):
+                save_image(image, path)
+            target = np.asarray(pair.target_image.convert("RGB").resize(samples[0].size), dtype=np.float32) / 255
+            source = np.asarray(pair.source_image.convert("RGB").resize(samples[0].size), dtype=np.float32) / 255
+            errors.append(np.abs(np.asarray(samples[0], dtype=np.float32) / 255 - target).mean())
+            copy_errors.append(np.abs(source - target).mean())
+    print(f"{len(todo)} pairs sampled, {len(names) - len(todo)} already there, images in {args.out}")
+    if errors:
+        print(
+            f"mean absolute pixel error to the targets (0-1 scale): {np.mean(errors):.4f} "
+            f"(copying the source: {np.mean(copy_errors):.4f})"
+        )
+    return 0
+
+
+def tqdm_range(total: int, step: int, description: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(range(0, total, step), desc=description, unit="batch", disable=total <= step)
+
+
+def load_stage1_embedding(folder: Path, pair):
+    import numpy as np
+    import torch
+
+    path = folder / f"{Path(pair.source_name).stem}_to_{Path(pair.target_name).stem}.npy"
+    if not path.is_file():
+        raise PcdmsError(f"{path}: no stage-1 embedding for this pair (write them with: pcdms sample prior --data)")
+    try:
+        return torch.from_numpy(np.load(path)).float().reshape(1, -1)
+    except (OSError, ValueError) as error:
+        raise PcdmsError(f"{path}: not a .npy embedding ({error})") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pcdms", description="Pose-guided person image synthesis (PCDMs).")
     parser.add_argument("--version", action="version", version=f"pcdms {__version__}")
@@ -337,18 +486,17 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--overwrite", action="store_true", help="rewrite files that are already there")
     prepare.set_defaults(run=run_data_prepare_poses)
 
-    toy = commands.add_parser(
-        "toy", help="write a toy dataset and a tiny random CLIP encoder, to try training on a CPU"
-    )
-    toy.add_argument("out", type=Path, metavar="OUT", help="folder for OUT/data and OUT/clip")
+    toy = commands.add_parser("toy", help="write a toy dataset, tiny encoders and a tiny VAE, to try training on a CPU")
+    toy.add_argument("out", type=Path, metavar="OUT", help="folder for OUT/data, OUT/clip, OUT/dinov2 and OUT/vae")
     toy.add_argument("--people", type=int, default=8, help="people drawn (default: 8)")
     toy.add_argument("--poses", type=int, default=6, help="poses per person (default: 6)")
     toy.add_argument("--test-people", type=int, default=2, help="people kept for the test split (default: 2)")
+    toy.add_argument("--vae-steps", type=int, default=300, help="steps fitting the tiny VAE (default: 300)")
     toy.add_argument("--seed", type=int, default=0)
     toy.set_defaults(run=run_toy)
 
     train = commands.add_parser("train", help="train a stage from a YAML config (one GPU, many, or the CPU)")
-    train.add_argument("stage", choices=("prior",), metavar="STAGE", help="prior")
+    train.add_argument("stage", choices=("prior", "inpaint"), metavar="STAGE", help="prior or inpaint")
     train.add_argument("--config", type=Path, required=True, help="the run's YAML config")
     train.add_argument(
         "--resume",
@@ -393,6 +541,41 @@ def build_parser() -> argparse.ArgumentParser:
     prior.add_argument("--batch-size", type=int, default=64)
     prior.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     prior.set_defaults(run=run_sample_prior)
+
+    inpaint = sample.add_parser(
+        "inpaint", help="stage 2: the target person from a source photo, two poses and an embedding"
+    )
+    inpaint.add_argument(
+        "--model", type=Path, required=True, help="a stage-2 pipeline folder (a training run's model/)"
+    )
+    inpaint.add_argument("--source", type=Path, help="source photo")
+    inpaint.add_argument(
+        "--source-pose", type=Path, help="its pose: a pose file or a photo to take it from (default: the source photo)"
+    )
+    inpaint.add_argument("--target-pose", type=Path, help="the target pose: a pose file or a photo to take it from")
+    inpaint.add_argument("--target-size", type=parse_size, help="WxH of the target image, for pose files that lack it")
+    inpaint.add_argument("--embedding", type=Path, help="the target's CLIP embedding, a .npy from sample prior")
+    inpaint.add_argument("--target", type=Path, help="or the real target photo, whose embedding --clip computes")
+    inpaint.add_argument("--clip", type=Path, help="the local CLIP vision folder the model was trained with")
+    inpaint.add_argument("--data", type=Path, help="instead: sample every pair of a dataset split")
+    inpaint.add_argument("--split", default="test")
+    inpaint.add_argument("--layout", choices=("auto", *LAYOUTS), default="auto")
+    inpaint.add_argument("--images", type=Path, help="image folder, where it is not the layout's usual one")
+    inpaint.add_argument(
+        "--embeddings", type=Path, help="with --data: stage-1 SOURCE_to_TARGET.npy files (default: real targets')"
+    )
+    inpaint.add_argument("--out", type=Path, help="image file (one pair), or folder for SOURCE_to_TARGET.png (--data)")
+    inpaint.add_argument("--size", type=parse_size, help="WxH of one half and of the output (default: the model's)")
+    inpaint.add_argument("--steps", type=int, default=20, help="sampling steps (default: 20)")
+    inpaint.add_argument("--guidance", type=float, default=2.0, help="guidance scale, on above 1 (default: 2.0)")
+    inpaint.add_argument("--samples", type=int, default=1, help="images per pair (default: 1)")
+    inpaint.add_argument("--seed", type=int, default=42)
+    inpaint.add_argument("--batch-size", type=int, default=8)
+    inpaint.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    inpaint.add_argument(
+        "--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto", help="auto: float32 on a CPU"
+    )
+    inpaint.set_defaults(run=run_sample_inpaint)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""A toy pose-transfer dataset drawn from scratch, and a tiny random CLIP encoder.
+"""A toy pose-transfer dataset drawn from scratch, tiny random image encoders, and a tiny VAE fitted to it.
 
 With them the training commands run on a CPU in minutes and nothing is downloaded: the figures are
 flat-coloured people (shirt, trousers, skin, hair) in random arm and leg poses, 64x128 like
@@ -15,13 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers import AutoencoderKL
 from PIL import Image, ImageDraw
-from transformers import CLIPVisionModelWithProjection
+from transformers import CLIPVisionModelWithProjection, Dinov2Model
 
-from ..io import atomic_folder, save_image
-from ..models.encoders import tiny_clip_config
+from ..io import atomic_folder, load_image, save_image
+from ..models.encoders import tiny_clip_config, tiny_dinov2_config
 from ..pose.formats import write_annotation_csv
 from ..pose.keypoints import KEYPOINT_NAMES, Keypoints
+from .canvas import image_tensor
 
 SIZE = (64, 128)
 BACKGROUND = (228, 226, 220)
@@ -134,4 +136,53 @@ def write_tiny_clip(out: str | os.PathLike, embedding_dim: int = 32, seed: int =
         model = CLIPVisionModelWithProjection(tiny_clip_config(embedding_dim))
     with atomic_folder(out) as folder:
         model.save_pretrained(folder)
+    return Path(out)
+
+
+def write_tiny_dinov2(out: str | os.PathLike, seed: int = 0) -> Path:
+    """A randomly initialised tiny DINOv2 folder (a stand-in for DINOv2-giant; 257 tokens of 32)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = Dinov2Model(tiny_dinov2_config())
+    with atomic_folder(out) as folder:
+        model.save_pretrained(folder)
+    return Path(out)
+
+
+def tiny_vae() -> AutoencoderKL:
+    """A VAE with Stable Diffusion's shape (4 latent channels, 1/8 the resolution), about 300 k parameters."""
+    return AutoencoderKL(
+        block_out_channels=(16, 32, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        norm_num_groups=8,
+        latent_channels=4,
+        sample_size=128,
+    )
+
+
+def write_toy_vae(
+    out: str | os.PathLike, images: list[Path], steps: int = 300, batch_size: int = 8, seed: int = 0
+) -> Path:
+    """A tiny VAE fitted to ``images`` (about 30 s on 2 CPU cores for the toy set), so that samples
+    decode to pictures; its scaling factor makes the latents' standard deviation 1, as SD's does."""
+    pixels = torch.stack([image_tensor(load_image(path)) for path in images])
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        vae = tiny_vae()
+        optimizer = torch.optim.AdamW(vae.parameters(), lr=2e-3)
+        for _ in range(steps):
+            batch = pixels[torch.randint(0, len(pixels), (batch_size,))]
+            posterior = vae.encode(batch).latent_dist
+            reconstruction = vae.decode(posterior.sample()).sample
+            loss = torch.nn.functional.mse_loss(reconstruction, batch) + 1e-6 * posterior.kl().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        latents = vae.encode(pixels).latent_dist.mean
+    vae.register_to_config(scaling_factor=round(1.0 / latents.std().item(), 5))
+    with atomic_folder(out) as folder:
+        vae.save_pretrained(folder)
     return Path(out)

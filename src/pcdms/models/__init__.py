@@ -1,6 +1,14 @@
 """The models of the three stages and their frozen encoders."""
 
-from .encoders import ClipImageEncoder, tiny_clip_config
+from .encoders import ClipImageEncoder, image_features, tiny_clip_config, tiny_dinov2_config
+from .inpaint import InpaintModel
 from .prior import PosePriorTransformer
 
-__all__ = ["ClipImageEncoder", "PosePriorTransformer", "tiny_clip_config"]
+__all__ = [
+    "ClipImageEncoder",
+    "InpaintModel",
+    "PosePriorTransformer",
+    "image_features",
+    "tiny_clip_config",
+    "tiny_dinov2_config",
+]

@@ -1,10 +1,14 @@
-"""The frozen image encoder of stage 1: CLIP's vision tower with its projection (transformers).
+"""The frozen image encoders: CLIP's vision tower with its projection (stages 1 and 2) and DINOv2 (stages 2 and 3).
 
 The official models use OpenCLIP ViT-H/14 as exported for IP-Adapter (``models/image_encoder``:
 32 layers, width 1280, 224x224 input, 1024-d ``image_embeds``, not L2-normalised). Preprocessing is
 the official one (spec 5.3): the image is stretched to 512x512 (bicubic), then goes through
 ``CLIPImageProcessor``'s defaults: shortest side to 224 (bicubic), centre crop 224, scale to [0, 1],
 CLIP's mean and standard deviation.
+
+DINOv2 (giant in the official models: 1536-d, patch 14) gets exactly the same pixels, CLIP's
+preprocessing and not its own, and gives its whole last hidden state: the class token and 256 patch
+tokens (257 x 1536), after the final layer norm.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torch import nn
-from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, Dinov2Config, Dinov2Model
 
 try:  # transformers 5 names the processor that needs no torchvision explicitly
     from transformers import CLIPImageProcessorPil as CLIPImageProcessor
@@ -92,4 +96,22 @@ def tiny_clip_config(embedding_dim: int = 32) -> CLIPVisionConfig:
         image_size=224,
         patch_size=32,
         projection_dim=embedding_dim,
+    )
+
+
+@torch.no_grad()
+def image_features(encoder: Dinov2Model, pixel_values: torch.Tensor) -> torch.Tensor:
+    """DINOv2's last hidden state (batch, 257, hidden) for preprocessed pixels (:func:`clip_pixels`)."""
+    return encoder(pixel_values=pixel_values.to(encoder.device, encoder.dtype)).last_hidden_state
+
+
+def tiny_dinov2_config(hidden_size: int = 32) -> Dinov2Config:
+    """A DINOv2 small enough for tests and toy runs (random weights; 224x224 input, 257 tokens like the real one)."""
+    return Dinov2Config(
+        hidden_size=hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        mlp_ratio=2,
+        image_size=224,
+        patch_size=14,
     )

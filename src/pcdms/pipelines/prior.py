@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline, UnCLIPScheduler
@@ -24,21 +23,15 @@ from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
 from ..data.embeddings import PriorPairs
-from ..errors import PcdmsError
 from ..models.prior import PosePriorTransformer
+from .common import load_pipeline
 
 GUIDANCE_DROPS = ("source_image", "source_pose", "target_pose")
 
 
 def load_prior_pipeline(folder: str | os.PathLike) -> PriorPipeline:
     """A saved :class:`PriorPipeline` (a training run's ``model`` folder), from local files only."""
-    folder = Path(folder)
-    if not (folder / "model_index.json").is_file():
-        raise PcdmsError(f"{folder}: not a stage-1 pipeline folder (no model_index.json)")
-    try:
-        return PriorPipeline.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError) as error:
-        raise PcdmsError(f"{folder}: cannot load the stage-1 pipeline ({str(error).splitlines()[0]})") from None
+    return load_pipeline(PriorPipeline, folder, "stage-1 pipeline")
 
 
 def unclip_scheduler() -> UnCLIPScheduler:

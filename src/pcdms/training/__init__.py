@@ -18,6 +18,10 @@ def build_task(config: RunConfig) -> Task:
         from .prior import PriorTask
 
         return PriorTask(config.prior, config.data, config.output_dir)
+    if config.stage == "inpaint":
+        from .inpaint import InpaintTask
+
+        return InpaintTask(config.inpaint, config.data, config.output_dir, config.training.mixed_precision)
     raise ValueError(f"no training task for stage {config.stage!r}")
 
 

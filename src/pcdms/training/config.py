@@ -7,8 +7,8 @@ A file has the stage it trains, where the data and output are, and one section p
     seed: 0
     data: {root: ..., split: train}
     training: {...}     # the shared loop: steps, batch, optimiser, precision, checkpoints, logging
-    prior: {...}        # the stage's own section: its model (a folder to continue from, or a new
-                        # one's architecture), encoders and diffusion settings
+    prior: {...}        # the stage's own section (prior, inpaint): its model (a folder to continue
+                        # from, or a new one's architecture), encoders and diffusion settings
 
 Relative paths are taken from the directory the command runs in.
 """
@@ -30,7 +30,7 @@ from diffusers.optimization import SchedulerType
 from ..errors import PcdmsError
 from ..pose.vector import CONVENTIONS
 
-STAGES = ("prior",)
+STAGES = ("prior", "inpaint")
 
 
 @dataclass
@@ -89,6 +89,23 @@ class PriorConfig:
 
 
 @dataclass
+class InpaintConfig:
+    """Stage 2: the model to train, its frozen encoders and its diffusion settings (spec 2.1-2.4)."""
+
+    dinov2: str = ""  # a local DINOv2 folder (Dinov2Model; official: facebook/dinov2-giant)
+    clip: str = ""  # a local CLIP vision folder giving the target's embedding (the stage-1 encoder)
+    vae: str = ""  # a local AutoencoderKL folder (default: the vae/ of stable_diffusion)
+    pretrained: str | None = None  # a stage-2 model or pipeline folder to continue from
+    stable_diffusion: str | None = None  # or a local SD 2.1-base folder to initialise a new model from
+    architecture: dict[str, Any] = field(default_factory=dict)  # InpaintModel arguments of a new model
+    size: list[int] = field(default_factory=lambda: [512, 512])  # width, height of one half of the canvas
+    noise_offset: float = 0.1
+    drop_image_features: float = 0.1  # the source's DINOv2 input becomes zeros
+    drop_target_embedding: float = 0.1  # the target's CLIP input becomes zeros
+    embedding_batch_size: int = 64  # images per batch when the CLIP embeddings are computed (once, then cached)
+
+
+@dataclass
 class RunConfig:
     stage: str = ""
     output_dir: str = ""
@@ -96,6 +113,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     prior: PriorConfig | None = None
+    inpaint: InpaintConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -117,6 +135,10 @@ def _convert(value: Any, kind: Any, where: str) -> Any:
         raise PcdmsError(errors[0])
     if dataclasses.is_dataclass(kind):
         return _build(kind, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise PcdmsError(f"{where}: expected a list, got {value!r}")
+        return [_convert(item, typing.get_args(kind)[0], where) for item in value]
     if origin is dict or kind is dict:
         if not isinstance(value, dict):
             raise PcdmsError(f"{where}: expected a mapping, got {value!r}")
@@ -219,6 +241,17 @@ def _check_values(config: RunConfig, path: Path) -> None:
         ]
         if not prior.image_encoder:
             raise PcdmsError(f"{path}: prior.image_encoder is not set (a local CLIP vision folder)")
+    if config.inpaint is not None:
+        inpaint = config.inpaint
+        probabilities += [
+            (f"inpaint.{name}", getattr(inpaint, name)) for name in ("drop_image_features", "drop_target_embedding")
+        ]
+        if not inpaint.dinov2:
+            raise PcdmsError(f"{path}: inpaint.dinov2 is not set (a local DINOv2 folder)")
+        if not inpaint.vae and not inpaint.stable_diffusion:
+            raise PcdmsError(f"{path}: inpaint.vae is not set (a local AutoencoderKL folder, or set stable_diffusion)")
+        if len(inpaint.size) != 2 or min(inpaint.size) < 1:
+            raise PcdmsError(f"{path}: inpaint.size is [width, height] of one half, got {inpaint.size}")
     for name, value, allowed in choices:
         if value not in allowed:
             raise PcdmsError(f"{path}: {name} must be one of {', '.join(map(str, allowed))}, got {value!r}")

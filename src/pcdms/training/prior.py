@@ -18,7 +18,6 @@ from accelerate import PartialState
 from diffusers import DDPMScheduler
 
 from ..checkpoints import load_matching, read_diffusers_weights
-from ..data import PoseTransferDataset, open_dataset
 from ..data.embeddings import PriorPairs, cached_embeddings, collate_vectors
 from ..errors import PcdmsError
 from ..io import atomic_folder
@@ -27,22 +26,11 @@ from ..models.prior import PosePriorTransformer
 from ..pipelines.prior import PriorPipeline, unclip_scheduler
 from ..pose.vector import get_convention
 from .config import DataConfig, PriorConfig
+from .data import open_training_data
 
 
 def training_scheduler() -> DDPMScheduler:
     return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="sample")
-
-
-def open_training_data(config: DataConfig) -> PoseTransferDataset:
-    """The training split, checked: unusable pairs stop the run, or are dropped if the config says so."""
-    dataset = open_dataset(config.root, config.split, config.layout, config.images)
-    report = dataset.validate()
-    if report.ok:
-        return dataset
-    if config.unusable_pairs == "error":
-        raise PcdmsError(report.error_line() + " (set data.unusable_pairs: skip to train without them)")
-    print(f"skipping unusable pairs: {report.error_line()}")
-    return dataset.usable(report)
 
 
 class PriorTask:

@@ -1,0 +1,51 @@
+"""What the stage pipelines share: loading from local folders, scheduler calls, decoding and output."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL
+from PIL import Image
+
+from ..errors import PcdmsError
+
+
+def load_pipeline(pipeline_class, folder: str | os.PathLike, what: str, **kwargs):
+    """A saved pipeline from local files only, with one-line errors; ``kwargs`` go to ``from_pretrained``
+    (components to replace, ``torch_dtype``)."""
+    folder = Path(folder)
+    if not (folder / "model_index.json").is_file():
+        raise PcdmsError(f"{folder}: not a {what} folder (no model_index.json)")
+    try:
+        return pipeline_class.from_pretrained(folder, local_files_only=True, **kwargs)
+    except (OSError, ValueError, TypeError) as error:
+        raise PcdmsError(f"{folder}: cannot load the {what} ({str(error).splitlines()[0]})") from None
+
+
+def step_arguments(scheduler, generator: torch.Generator | None) -> dict:
+    """The generator for schedulers whose step draws noise (DDPM, Euler ancestral, ...)."""
+    return {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
+
+
+def decode(vae: AutoencoderKL, latents: torch.Tensor) -> torch.Tensor:
+    """Latents to images in [-1, 1]; a half-precision VAE that overflows is retried in float32, and a
+    result that is still not finite is an error, never a black image."""
+    images = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample
+    if not torch.isfinite(images).all() and vae.dtype != torch.float32:
+        images = vae.float().decode(latents.float() / vae.config.scaling_factor).sample
+    if not torch.isfinite(images).all():
+        raise PcdmsError("the decoded image holds NaN or infinite values (a diverged sample or broken weights)")
+    return images.float()
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """Images (batch, 3, H, W) in [-1, 1] as PIL images."""
+    pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(array) for array in pixels]
+
+
+def as_list(value) -> list:
+    return list(value) if isinstance(value, list | tuple) else [value]

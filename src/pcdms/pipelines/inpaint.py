@@ -1,0 +1,192 @@
+"""Stage-2 sampling: paint the target person into the right half of a [source | black] canvas.
+
+The sampler is the official one (spec 2.5): UniPC over 20 steps with the Stable Diffusion 2.1-base
+noise schedule, classifier-free guidance 2.0, masked-image latents drawn from the VAE posterior with
+the seeded generator, and the right half cropped from the decoded canvas. Any diffusers scheduler
+can replace UniPC (``pipeline.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)``).
+
+The unconditional branch of guidance is chosen in one place, :meth:`InpaintPipeline.unconditional`:
+the official test code's literal zeros for the cross-attention context and the class label; for the
+lite model, the official demo's projection of all-zero image features. Pose, mask and masked
+image are the same in both branches.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, DiffusionPipeline, UniPCMultistepScheduler
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+from transformers import Dinov2Model
+
+from ..data.canvas import CanvasLayout
+from ..models.encoders import CLIPImageProcessor, clip_pixels, image_features
+from ..models.inpaint import InpaintModel
+from ..pose.keypoints import Keypoints
+from .common import as_list, decode, load_pipeline, step_arguments, to_pil
+
+# Stable Diffusion 2.1-base's noise schedule, which stages 2 and 3 keep.
+SD_SCHEDULE = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "prediction_type": "epsilon",
+    "steps_offset": 1,
+}
+
+
+def sd_training_scheduler() -> DDPMScheduler:
+    return DDPMScheduler(**SD_SCHEDULE, clip_sample=False)
+
+
+def official_sampling_scheduler() -> UniPCMultistepScheduler:
+    """UniPC as the official code built it (diffusers 0.24 defaults over SD 2.1-base's schedule).
+
+    diffusers 0.28 changed UniPC's last step to reach sigma 0; "sigma_min" keeps the step the
+    authors' diffusers took.
+    """
+    return UniPCMultistepScheduler(**SD_SCHEDULE, timestep_spacing="linspace", final_sigmas_type="sigma_min")
+
+
+@dataclass
+class InpaintOutput(BaseOutput):
+    images: list[Image.Image] | torch.Tensor  # PIL images, or (batch, 3, height, width) in [0, 1]
+
+
+class InpaintPipeline(DiffusionPipeline):
+    """Stage 2 on its own: the VAE, DINOv2 (``image_encoder``), the stage-2 model and a scheduler."""
+
+    model_cpu_offload_seq = "image_encoder->inpaint->vae"
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        image_encoder: Dinov2Model,
+        inpaint: InpaintModel,
+        scheduler: UniPCMultistepScheduler,
+    ):
+        super().__init__()
+        self.register_modules(vae=vae, image_encoder=image_encoder, inpaint=inpaint, scheduler=scheduler)
+        self.processor = CLIPImageProcessor()
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def layout(self, width: int | None = None, height: int | None = None) -> CanvasLayout:
+        """The canvas for halves of ``width`` x ``height`` (default: the size the model was trained at),
+        padded to sides that every level of the UNet can halve."""
+        default_width, default_height = self.inpaint.config.resolution
+        multiple = self.vae_scale_factor * 2 ** (len(self.inpaint.unet.config.block_out_channels) - 1)
+        return CanvasLayout(width or default_width, height or default_height, multiple)
+
+    def encode_images(self, images: list[Image.Image]) -> torch.Tensor:
+        """The source images' DINOv2 tokens (batch, 257, hidden), computed once per source."""
+        return image_features(self.image_encoder, clip_pixels(images, self.processor))
+
+    def unconditional(
+        self, context: torch.Tensor, class_labels: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The conditions of guidance's unconditional branch (spec 2.5): zeros, as the official test code
+        feeds; the lite model gets the projection of zero image features, as the official demo does."""
+        if class_labels is None:
+            features = torch.zeros(
+                *context.shape[:2], self.inpaint.config.image_feature_dim, device=context.device, dtype=context.dtype
+            )
+            return self.inpaint.image_proj_model_p(features), None
+        return torch.zeros_like(context), torch.zeros_like(class_labels)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        source_image: Image.Image | list[Image.Image],
+        source_pose: Keypoints | list[Keypoints],
+        target_pose: Keypoints | list[Keypoints],
+        target_embeds: torch.Tensor | None = None,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        num_inference_steps: int = 20,
+        guidance_scale: float = 2.0,
+        num_images_per_pair: int = 1,
+        generator: torch.Generator | None = None,
+        image_features: torch.Tensor | None = None,
+        output_type: str = "pil",
+    ) -> InpaintOutput:
+        """Generate the target half for each (source image, source pose, target pose).
+
+        ``target_embeds`` (batch, D): the target's CLIP image embedding, from stage 1 or, for a
+        training pair, the real target's (not needed by the lite model). ``width`` x ``height``: the
+        size of one half and of the output (default: the model's training size; the official one is
+        512x512; for example 352x512 keeps DeepFashion's aspect). Guidance is on above 1.
+        ``image_features``: the sources' DINOv2 tokens if already computed. ``output_type``: "pil", or
+        "pt" for a (batch * num_images_per_pair, 3, height, width) tensor in [0, 1].
+        """
+        sources = [image.convert("RGB") for image in as_list(source_image)]
+        source_poses, target_poses = as_list(source_pose), as_list(target_pose)
+        if not len(sources) == len(source_poses) == len(target_poses):
+            raise ValueError(
+                f"batch sizes differ: {len(sources)} source images, {len(source_poses)} source poses, "
+                f"{len(target_poses)} target poses"
+            )
+        if output_type not in ("pil", "pt"):
+            raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
+        device, dtype = self._execution_device, self.inpaint.dtype
+        layout = self.layout(width, height)
+        guided = guidance_scale > 1.0
+
+        if image_features is None:
+            image_features = self.encode_images(sources)
+        context, class_labels = self.inpaint.condition(image_features.to(device), target_embeds)
+        masked = torch.stack([layout.image_canvas(image, None) for image in sources]).to(device, self.vae.dtype)
+        masked_latents = self.vae.encode(masked).latent_dist.sample(generator) * self.vae.config.scaling_factor
+        pose_features = self.inpaint.encode_pose(
+            torch.stack([layout.pose_canvas(s, t) for s, t in zip(source_poses, target_poses, strict=True)]).to(device)
+        )
+        mask = layout.latent_mask(self.vae_scale_factor).to(device, dtype)
+
+        def per_sample(tensor):
+            return None if tensor is None else tensor.repeat_interleave(num_images_per_pair, dim=0)
+
+        context, class_labels, masked_latents, pose_features = map(
+            per_sample, (context, class_labels, masked_latents, pose_features)
+        )
+        batch = context.shape[0]
+        mask, masked_latents = mask.expand(batch, -1, -1, -1), masked_latents.to(dtype)
+        if guided:
+            null_context, null_labels = self.unconditional(context, class_labels)
+            context = torch.cat([null_context, context])
+            class_labels = None if class_labels is None else torch.cat([null_labels, class_labels])
+            mask, masked_latents, pose_features = (torch.cat([x, x]) for x in (mask, masked_latents, pose_features))
+
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        latents = randn_tensor(
+            (batch, self.vae.config.latent_channels, *mask.shape[2:]), generator=generator, device=device, dtype=dtype
+        )
+        latents = latents * self.scheduler.init_noise_sigma
+        extra = step_arguments(self.scheduler, generator)
+        for timestep in self.progress_bar(self.scheduler.timesteps):
+            noisy = self.scheduler.scale_model_input(latents, timestep)
+            noisy = torch.cat([noisy, noisy]) if guided else noisy
+            sample = torch.cat([noisy, mask, masked_latents], dim=1)
+            noise = self.inpaint.denoise(sample, timestep, context, class_labels, pose_features)
+            if guided:
+                unconditional, conditional = noise.chunk(2)
+                noise = unconditional + guidance_scale * (conditional - unconditional)
+            latents = self.scheduler.step(noise, timestep, latents, **extra).prev_sample
+
+        images = layout.crop_target(decode(self.vae, latents))
+        self.maybe_free_model_hooks()
+        if output_type == "pt":
+            return InpaintOutput(images=(images.clamp(-1, 1) + 1) / 2)
+        return InpaintOutput(images=to_pil(images))
+
+
+def load_inpaint_pipeline(folder: str | os.PathLike, **kwargs) -> InpaintPipeline:
+    """A saved :class:`InpaintPipeline` (a training run's ``model`` folder), from local files only."""
+    return load_pipeline(InpaintPipeline, folder, "stage-2 pipeline", **kwargs)

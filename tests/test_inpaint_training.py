@@ -1,0 +1,175 @@
+"""Stage-2 training on the shared loop, on the toy dataset with tiny random encoders and VAE: it learns
+its pairs, its randomness comes only from the loop's generator, and bad set-ups fail in one line."""
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pcdms.data.canvas import image_tensor
+from pcdms.data.toy import write_tiny_clip, write_tiny_dinov2, write_toy_dataset, write_toy_vae
+from pcdms.errors import PcdmsError
+from pcdms.pipelines.inpaint import load_inpaint_pipeline
+from pcdms.training import load_config, run_training
+from pcdms.training.config import InpaintConfig
+from pcdms.training.inpaint import InpaintTask, build_inpaint
+from stage2 import TINY_UNET, tiny_inpaint
+
+ARCHITECTURE = {
+    "unet_config": {key: value for key, value in TINY_UNET.items() if key not in ("in_channels", "out_channels")},
+    "image_feature_dim": 32,
+    "image_proj_hidden_dim": 16,
+    "pose_block_channels": [4, 8, 8, 16],
+}
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """Two people in three poses each for training (12 pairs), tiny encoders, a briefly fitted tiny VAE."""
+    root = tmp_path_factory.mktemp("toy")
+    write_toy_dataset(root / "data", people=3, poses=3, test_people=1)
+    write_tiny_clip(root / "clip")
+    write_tiny_dinov2(root / "dinov2")
+    write_toy_vae(root / "vae", sorted((root / "data" / "train").glob("*.png")), steps=VAE_STEPS)
+    return root
+
+
+VAE_STEPS = 100
+
+
+def write_config(folder, toy, inpaint=None, **training):
+    settings = {"max_steps": 400, "batch_size": 6, "learning_rate": 1e-3, "max_grad_norm": 1.0}
+    settings.update(checkpoint_every=1000, log_every=10, **training)
+    config = {
+        "stage": "inpaint",
+        "output_dir": str(folder / "run"),
+        "data": {"root": str(toy / "data")},
+        "training": settings,
+        "inpaint": {
+            "dinov2": str(toy / "dinov2"),
+            "clip": str(toy / "clip"),
+            "vae": str(toy / "vae"),
+            "size": [64, 128],
+            "architecture": ARCHITECTURE,
+            **(inpaint or {}),
+        },
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "inpaint.yaml").write_text(yaml.safe_dump(config))
+    return folder / "inpaint.yaml"
+
+
+@pytest.fixture(scope="module")
+def two_pairs(tmp_path_factory):
+    """One person in two poses: two training pairs, to learn by heart."""
+    root = tmp_path_factory.mktemp("two")
+    write_toy_dataset(root / "data", people=2, poses=2, test_people=1)
+    write_tiny_clip(root / "clip")
+    write_tiny_dinov2(root / "dinov2")
+    write_toy_vae(root / "vae", sorted((root / "data" / "train").glob("*.png")), steps=VAE_STEPS)
+    return root
+
+
+def test_a_tiny_model_learns_its_pairs_and_samples_them(tmp_path, two_pairs):
+    config = load_config(write_config(tmp_path, two_pairs, max_steps=500, batch_size=2, learning_rate=2e-3))
+    losses = []
+    final = run_training(config, on_step=lambda step, loss: losses.append(loss))
+    assert np.mean(losses[-20:]) < np.mean(losses[:10]) / 4
+
+    pipeline = load_inpaint_pipeline(final)
+    pipeline.set_progress_bar_config(disable=True)
+    task = InpaintTask(config.inpaint, config.data, config.output_dir)
+    pairs = [task.dataset.dataset[index] for index in range(len(task.dataset))]
+    assert len(pairs) == 2
+    embeds = torch.stack([task.dataset[index]["target_embeds"] for index in range(len(pairs))])
+    images = pipeline(
+        [pair.source_image for pair in pairs],
+        [pair.source_pose for pair in pairs],
+        [pair.target_pose for pair in pairs],
+        embeds,
+        guidance_scale=1.0,
+        generator=torch.Generator().manual_seed(0),
+        output_type="pt",
+    ).images
+    assert images.shape == (2, 3, 128, 64)
+
+    def reconstruction(image):  # the best the VAE can give back
+        with torch.no_grad():
+            latents = pipeline.vae.encode(image_tensor(image)[None]).latent_dist.mean
+            return (pipeline.vae.decode(latents).sample[0].clamp(-1, 1) + 1) / 2
+
+    for pair, image in zip(pairs, images, strict=True):
+        target, source = reconstruction(pair.target_image), reconstruction(pair.source_image)
+        assert (image - target).abs().mean() < 0.5 * (source - target).abs().mean()
+
+
+@pytest.fixture(scope="module")
+def task(toy, tmp_path_factory):
+    config = load_config(write_config(tmp_path_factory.mktemp("task"), toy))
+    return InpaintTask(config.inpaint, config.data, config.output_dir)
+
+
+def test_the_loss_draws_all_its_randomness_from_the_generator(task):
+    batch = task.collate([task.dataset[index] for index in range(3)])
+    model = task.model
+    first = task.loss(model, batch, torch.Generator().manual_seed(5))
+    assert torch.equal(first, task.loss(model, batch, torch.Generator().manual_seed(5)))
+    assert not torch.equal(first, task.loss(model, batch, torch.Generator().manual_seed(6)))
+
+
+def test_drops_zero_the_encoders_pixel_inputs(task, monkeypatch):
+    """A dropped source is DINOv2 of zero pixels; a dropped target embedding is CLIP of zero pixels."""
+    batch = task.collate([task.dataset[index] for index in range(3)])
+    seed = torch.Generator().manual_seed
+    monkeypatch.setattr(task.config, "drop_image_features", 1.0)
+    monkeypatch.setattr(task.config, "drop_target_embedding", 1.0)
+    dropped = task.loss(task.model, batch, seed(1))
+    monkeypatch.setattr(task.config, "drop_image_features", 0.0)
+    monkeypatch.setattr(task.config, "drop_target_embedding", 0.0)
+    blank = {**batch, "pixels": torch.zeros_like(batch["pixels"]), "target_embeds": task.null_embeds.expand(3, -1)}
+    assert torch.equal(dropped, task.loss(task.model, blank, seed(1)))
+    assert not torch.equal(dropped, task.loss(task.model, batch, seed(1)))
+
+
+def test_the_canvas_items_match_the_layout(task):
+    item = task.dataset[0]
+    assert item["canvas"].shape == item["masked"].shape == item["pose"].shape == (3, 128, 128)
+    assert torch.equal(item["masked"][:, :, :64], item["canvas"][:, :, :64]) and torch.all(
+        item["masked"][:, :, 64:] == -1
+    )
+    assert item["pixels"].shape == (3, 224, 224) and item["target_embeds"].shape == (32,)
+
+
+def test_the_model_records_its_training_size_and_can_be_continued(tmp_path):
+    config = InpaintConfig(dinov2="unused", vae="unused", architecture=ARCHITECTURE, size=[48, 96])
+    model = build_inpaint(config)
+    assert list(model.config.resolution) == [48, 96]
+    assert list(type(model).from_config(model.config).config.resolution) == [48, 96]  # as the loop exports it
+    saved = tiny_inpaint()
+    saved.save_pretrained(tmp_path / "model" / "inpaint")  # as in a run's model/ folder
+    continued = build_inpaint(InpaintConfig(pretrained=str(tmp_path / "model"), size=[64, 128]))
+    for key, value in saved.state_dict().items():
+        assert torch.equal(continued.state_dict()[key], value)
+    with pytest.raises(PcdmsError, match=r"inpaint.architecture: .*unexpected keyword argument 'depth'"):
+        build_inpaint(InpaintConfig(architecture={"depth": 3}))
+
+
+def test_a_model_that_does_not_fit_its_encoders_is_named(tmp_path, toy):
+    wide = {**ARCHITECTURE, "image_feature_dim": 64}
+    config = load_config(write_config(tmp_path, toy, inpaint={"architecture": wide}))
+    with pytest.raises(PcdmsError, match=r"does not fit its encoders: DINOv2 gives 32-d tokens, the model takes 64-d"):
+        InpaintTask(config.inpaint, config.data, config.output_dir)
+
+
+def test_config_errors_are_one_line(tmp_path, toy):
+    path = write_config(tmp_path, toy, inpaint={"dinov2": ""})
+    with pytest.raises(PcdmsError, match=r"inpaint.dinov2 is not set"):
+        load_config(path)
+    path = write_config(tmp_path, toy, inpaint={"drop_image_feature": 0.1})
+    with pytest.raises(
+        PcdmsError, match=r"unknown setting 'drop_image_feature' \(did you mean drop_image_features\?\)"
+    ):
+        load_config(path)
+    path = write_config(tmp_path, toy, inpaint={"size": [64]})
+    with pytest.raises(PcdmsError, match=r"inpaint.size is \[width, height\]"):
+        load_config(path)
