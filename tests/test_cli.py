@@ -220,7 +220,7 @@ def test_toy_train_and_sample_inpaint(tmp_path, capsys):
 
     photos = toy / "data" / "train"
     np.save(tmp_path / "embedding.npy", np.ones((1, 32), dtype=np.float32))
-    one = ("--source", photos / "p000_00.png", "--target-pose", photos / "p000_01.png")
+    one = ("--source", photos / "p000_00.png")
     annotations = read_annotation_csv(toy / "data" / "market-annotation-train.csv", (64, 128))
     write_pose_json(tmp_path / "target.json", annotations["p000_01.png"])
     write_pose_json(tmp_path / "source.json", annotations["p000_00.png"])
@@ -230,7 +230,7 @@ def test_toy_train_and_sample_inpaint(tmp_path, capsys):
         "sample",
         "inpaint",
         *model,
-        *one[:2],
+        *one,
         *poses,
         "--embedding",
         tmp_path / "embedding.npy",
@@ -248,7 +248,7 @@ def test_toy_train_and_sample_inpaint(tmp_path, capsys):
         "sample",
         "inpaint",
         *model,
-        *one[:2],
+        *one,
         *poses,
         "--target",
         photos / "p000_01.png",
@@ -259,7 +259,7 @@ def test_toy_train_and_sample_inpaint(tmp_path, capsys):
     )
     assert status == 0, err
     assert Image.open(tmp_path / "gt.png").size == (64, 128)
-    status, _, err = run(capsys, "sample", "inpaint", *model, *one[:2], *poses, "--out", tmp_path / "no.png")
+    status, _, err = run(capsys, "sample", "inpaint", *model, *one, *poses, "--out", tmp_path / "no.png")
     assert status == 1
     assert_one_line_error(err, "needs the target's CLIP embedding: --embedding FILE.npy")
     assert not (tmp_path / "no.png").exists()

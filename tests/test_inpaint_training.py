@@ -23,18 +23,19 @@ ARCHITECTURE = {
 }
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    """Two people in three poses each for training (12 pairs), tiny encoders, a briefly fitted tiny VAE."""
-    root = tmp_path_factory.mktemp("toy")
-    write_toy_dataset(root / "data", people=3, poses=3, test_people=1)
+def write_toy(root, people, poses):
+    """A toy dataset with one test person, tiny encoders and a tiny VAE fitted briefly."""
+    write_toy_dataset(root / "data", people=people, poses=poses, test_people=1)
     write_tiny_clip(root / "clip")
     write_tiny_dinov2(root / "dinov2")
-    write_toy_vae(root / "vae", sorted((root / "data" / "train").glob("*.png")), steps=VAE_STEPS)
+    write_toy_vae(root / "vae", sorted((root / "data" / "train").glob("*.png")), steps=100)
     return root
 
 
-VAE_STEPS = 100
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """Two people in three poses each for training (12 pairs)."""
+    return write_toy(tmp_path_factory.mktemp("toy"), people=3, poses=3)
 
 
 def write_config(folder, toy, inpaint=None, **training):
@@ -62,12 +63,7 @@ def write_config(folder, toy, inpaint=None, **training):
 @pytest.fixture(scope="module")
 def two_pairs(tmp_path_factory):
     """One person in two poses: two training pairs, to learn by heart."""
-    root = tmp_path_factory.mktemp("two")
-    write_toy_dataset(root / "data", people=2, poses=2, test_people=1)
-    write_tiny_clip(root / "clip")
-    write_tiny_dinov2(root / "dinov2")
-    write_toy_vae(root / "vae", sorted((root / "data" / "train").glob("*.png")), steps=VAE_STEPS)
-    return root
+    return write_toy(tmp_path_factory.mktemp("two"), people=2, poses=2)
 
 
 def test_a_tiny_model_learns_its_pairs_and_samples_them(tmp_path, two_pairs):

@@ -415,6 +415,24 @@ def load_stage1_embedding(folder: Path, pair):
         raise PcdmsError(f"{path}: not a .npy embedding ({error})") from None
 
 
+def add_pair_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options naming one pair to sample: the source photo and the two poses."""
+    parser.add_argument("--source", type=Path, help="source photo")
+    parser.add_argument(
+        "--source-pose", type=Path, help="its pose: a pose file or a photo to take it from (default: the source photo)"
+    )
+    parser.add_argument("--target-pose", type=Path, help="the target pose: a pose file or a photo to take it from")
+    parser.add_argument("--target-size", type=parse_size, help="WxH of the target image, for pose files that lack it")
+
+
+def add_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options naming a dataset split to sample instead of one pair."""
+    parser.add_argument("--data", type=Path, help="instead: sample every pair of a dataset split")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--layout", choices=("auto", *LAYOUTS), default="auto")
+    parser.add_argument("--images", type=Path, help="image folder, where it is not the layout's usual one")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pcdms", description="Pose-guided person image synthesis (PCDMs).")
     parser.add_argument("--version", action="version", version=f"pcdms {__version__}")
@@ -521,17 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     prior.add_argument(
         "--image-encoder", type=Path, required=True, help="the local CLIP vision folder it was trained with"
     )
-    prior.add_argument("--source", type=Path, help="source photo")
-    prior.add_argument(
-        "--source-pose", type=Path, help="its pose: a pose file or a photo to take it from (default: the source photo)"
-    )
-    prior.add_argument("--target-pose", type=Path, help="the target pose: a pose file or a photo to take it from")
-    prior.add_argument("--target-size", type=parse_size, help="WxH of the target image, for pose files that lack it")
+    add_pair_arguments(prior)
     prior.add_argument("--target", type=Path, help="the real target photo, to report how close the sample is")
-    prior.add_argument("--data", type=Path, help="instead: sample every pair of a dataset split")
-    prior.add_argument("--split", default="test")
-    prior.add_argument("--layout", choices=("auto", *LAYOUTS), default="auto")
-    prior.add_argument("--images", type=Path, help="image folder, where it is not the layout's usual one")
+    add_split_arguments(prior)
     prior.add_argument(
         "--out", type=Path, help=".npy file (one pair), or folder for SOURCE_to_TARGET.npy files (--data)"
     )
@@ -548,19 +558,11 @@ def build_parser() -> argparse.ArgumentParser:
     inpaint.add_argument(
         "--model", type=Path, required=True, help="a stage-2 pipeline folder (a training run's model/)"
     )
-    inpaint.add_argument("--source", type=Path, help="source photo")
-    inpaint.add_argument(
-        "--source-pose", type=Path, help="its pose: a pose file or a photo to take it from (default: the source photo)"
-    )
-    inpaint.add_argument("--target-pose", type=Path, help="the target pose: a pose file or a photo to take it from")
-    inpaint.add_argument("--target-size", type=parse_size, help="WxH of the target image, for pose files that lack it")
+    add_pair_arguments(inpaint)
     inpaint.add_argument("--embedding", type=Path, help="the target's CLIP embedding, a .npy from sample prior")
     inpaint.add_argument("--target", type=Path, help="or the real target photo, whose embedding --clip computes")
     inpaint.add_argument("--clip", type=Path, help="the local CLIP vision folder the model was trained with")
-    inpaint.add_argument("--data", type=Path, help="instead: sample every pair of a dataset split")
-    inpaint.add_argument("--split", default="test")
-    inpaint.add_argument("--layout", choices=("auto", *LAYOUTS), default="auto")
-    inpaint.add_argument("--images", type=Path, help="image folder, where it is not the layout's usual one")
+    add_split_arguments(inpaint)
     inpaint.add_argument(
         "--embeddings", type=Path, help="with --data: stage-1 SOURCE_to_TARGET.npy files (default: real targets')"
     )

@@ -32,14 +32,15 @@ from ..errors import PcdmsError
 SQUARE_SIZE = 512
 
 
-def load_local_model(model_class, folder: str | os.PathLike, what: str, **kwargs):
-    """``model_class.from_pretrained`` on a local folder only, with one-line errors."""
+def load_local_model(model_class, folder: str | os.PathLike, what: str, marker: str = "config.json", **kwargs):
+    """``model_class.from_pretrained`` on a local folder only (a model, or a pipeline with ``marker``
+    model_index.json), with one-line errors."""
     folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise PcdmsError(f"{folder}: not a {what} folder (no config.json); pcdms loads models from local folders only")
+    if not (folder / marker).is_file():
+        raise PcdmsError(f"{folder}: not a {what} folder (no {marker}); pcdms loads models from local folders only")
     try:
         return model_class.from_pretrained(folder, local_files_only=True, **kwargs)
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, TypeError, KeyError) as error:
         raise PcdmsError(f"{folder}: cannot load the {what} ({str(error).splitlines()[0]})") from None
 
 

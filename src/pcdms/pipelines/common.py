@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import inspect
 import os
-from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL
 from PIL import Image
 
 from ..errors import PcdmsError
+from ..models.encoders import load_local_model
 
 
 def load_pipeline(pipeline_class, folder: str | os.PathLike, what: str, **kwargs):
     """A saved pipeline from local files only, with one-line errors; ``kwargs`` go to ``from_pretrained``
     (components to replace, ``torch_dtype``)."""
-    folder = Path(folder)
-    if not (folder / "model_index.json").is_file():
-        raise PcdmsError(f"{folder}: not a {what} folder (no model_index.json)")
-    try:
-        return pipeline_class.from_pretrained(folder, local_files_only=True, **kwargs)
-    except (OSError, ValueError, TypeError) as error:
-        raise PcdmsError(f"{folder}: cannot load the {what} ({str(error).splitlines()[0]})") from None
+    return load_local_model(pipeline_class, folder, what, marker="model_index.json", **kwargs)
 
 
 def step_arguments(scheduler, generator: torch.Generator | None) -> dict:
