@@ -1,6 +1,7 @@
-"""Shared test material: a known pose, and images that show where each joint went."""
+"""Shared test material: a known pose, images that show where each joint went, official-layout checkpoints."""
 
 import numpy as np
+import torch
 
 from pcdms.pose import COLORS, Keypoints, render_pose
 
@@ -45,3 +46,20 @@ def nearest_joint_colour(pixel) -> int:
 
 def pixel_at(image, x: float, y: float):
     return np.array(image)[round(y), round(x)]
+
+
+def save_official(path, state, **extra):
+    """A checkpoint in the layout DeepSpeed wrote: the weights (fp16) under "module", with client state."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "module": {key: value.half() for key, value in state.items()},
+            "epoch": 3,
+            "last_global_step": 5000,
+            "ds_version": "0.10.0",
+            "param_shapes": [{key: value.shape for key, value in state.items()}],
+            **extra,
+        },
+        path,
+    )
+    return path

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from pcdms.cli import example_image_path, main
 from pcdms.pose import load_pose, read_annotation_csv, render_pose, write_pose_json
@@ -281,3 +281,63 @@ def test_train_errors_are_one_line(tmp_path, capsys):
     assert_one_line_error(err, "nothing: no such folder")
     with pytest.raises(SystemExit):
         main(["train", "prior", "--config", str(config), "--set", "novalue"])
+
+
+def test_toy_train_and_sample_refine(tmp_path, capsys):
+    toy = tmp_path / "toy"
+    assert run(capsys, "toy", toy, "--people", "2", "--poses", "3", "--test-people", "1", "--vae-steps", "2")[0] == 0
+    photos = toy / "data" / "train"
+    names = [(f"p000_0{s}", f"p000_0{t}") for s in range(3) for t in range(3) if s != t]
+
+    def blurred(path):  # a stand-in for stage 2's image of a training pair
+        return Image.open(path).filter(ImageFilter.GaussianBlur(2))
+
+    coarse = tmp_path / "coarse"
+    coarse.mkdir()
+    for source, target in names[1:]:
+        blurred(photos / f"{target}.png").save(coarse / f"{source}_to_{target}.png")
+    unet = (
+        "{block_out_channels: [32, 64], layers_per_block: 1, down_block_types: [CrossAttnDownBlock2D, DownBlock2D], "
+        "up_block_types: [UpBlock2D, CrossAttnUpBlock2D], attention_head_dim: 4, norm_num_groups: 8, "
+        "cross_attention_dim: 32}"
+    )
+    config = tmp_path / "refine.yaml"
+    config.write_text(
+        f"stage: refine\noutput_dir: {tmp_path / 'run'}\ndata: {{root: {toy / 'data'}}}\n"
+        "training: {max_steps: 4, batch_size: 2, checkpoint_every: 2}\n"
+        f"refine: {{dinov2: {toy / 'dinov2'}, vae: {toy / 'vae'}, coarse_images: {coarse}, size: [64, 128],\n"
+        f"  architecture: {{unet_config: {unet}, image_feature_dim: 32}}}}\n"
+    )
+    status, _, err = run(capsys, "train", "refine", "--config", config)
+    assert status == 1
+    assert_one_line_error(
+        err,
+        f"1 of 6 training pairs have no stage-2 image (first: {coarse / 'p000_00_to_p000_01.png'})",
+        f"pcdms sample inpaint --model STAGE2 --clip CLIP --data {toy / 'data'} --split train --out {coarse}",
+    )
+    blurred(photos / "p000_01.png").save(coarse / "p000_00_to_p000_01.png")
+    status, out, err = run(capsys, "train", "refine", "--config", config)
+    assert status == 0, err
+    assert f"trained refine: {tmp_path / 'run' / 'model'}" in out
+
+    model = ("--model", tmp_path / "run" / "model", "--steps", "2", "--device", "cpu")
+    data = ("--data", toy / "data", "--split", "train", "--coarse-images", coarse, "--out", tmp_path / "refined")
+    status, out, err = run(capsys, "sample", "refine", *model, *data)
+    assert status == 0, err
+    assert "6 pairs refined, 0 already there" in out
+    assert "mean absolute pixel error to the targets (0-1 scale): " in out and "(the coarse images: " in out
+    assert Image.open(tmp_path / "refined" / "p000_00_to_p000_01.png").size == (64, 128)
+    assert "0 pairs refined, 6 already there" in run(capsys, "sample", "refine", *model, *data)[1]  # resumes
+    status, _, err = run(capsys, "sample", "refine", *model, *data[:4], "--coarse-images", tmp_path, "--out", tmp_path)
+    assert status == 1
+    assert_one_line_error(err, "p000_00_to_p000_01.png: no stage-2 image for this pair (6 of 6 missing")
+
+    one = ("--source", photos / "p000_00.png", "--coarse", coarse / "p000_00_to_p000_01.png")
+    status, out, err = run(
+        capsys, "sample", "refine", *model, *one, "--size", "44x100", "--samples", "2", "--out", tmp_path / "one.png"
+    )
+    assert status == 0, err
+    assert [Image.open(tmp_path / f"one_{index}.png").size for index in range(2)] == [(44, 100)] * 2
+    status, _, err = run(capsys, "sample", "refine", *model, one[0], one[1], "--out", tmp_path / "x.png")
+    assert status == 1
+    assert_one_line_error(err, "sample refine needs --source, --coarse and --out")

@@ -5,8 +5,9 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from pcdms.errors import PcdmsError
-from pcdms.models.inpaint import LITE_CHANGES, SD21_BASE_UNET, InpaintModel
+from pcdms.models.inpaint import LITE_CHANGES, InpaintModel
 from pcdms.models.prior import PosePriorTransformer
+from pcdms.models.sd import SD21_BASE_UNET
 from stage2 import TINY, TINY_UNET, OfficialStage2, tiny_inpaint
 
 

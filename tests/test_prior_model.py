@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import save_official
 from pcdms.checkpoints import detect_stage, load_official_state_dict
 from pcdms.errors import PcdmsError
 from pcdms.models import PosePriorTransformer
@@ -152,23 +153,6 @@ def test_attention_is_bidirectional():
         model(noisy, timesteps, source, source_pose, target_pose)
         model(noisy + 1.0, timesteps, source, source_pose, target_pose)
     assert not torch.allclose(*first_token)
-
-
-def save_official(path, state, **extra):
-    """A checkpoint in the layout DeepSpeed wrote: the weights (fp16) under "module", with client state."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "module": {key: value.half() for key, value in state.items()},
-            "epoch": 3,
-            "last_global_step": 5000,
-            "ds_version": "0.10.0",
-            "param_shapes": [{key: value.shape for key, value in state.items()}],
-            **extra,
-        },
-        path,
-    )
-    return path
 
 
 def test_official_checkpoint_loads_strictly_and_round_trips(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,10 +55,15 @@ def _torch_load(path: Path):
         except RuntimeError as error:
             if "mmap" not in str(error):
                 raise
-            return torch.load(path, map_location="cpu", weights_only=True)  # a legacy (non-zip) file
+            with warnings.catch_warnings():  # torch warns about the pickle protocol of files it then reads
+                warnings.simplefilter("ignore")
+                return torch.load(path, map_location="cpu", weights_only=True)  # a legacy (non-zip) file
     except pickle.UnpicklingError as error:
-        if "Weights only load failed" not in str(error):
-            raise PcdmsError(f"{path}: not a PyTorch checkpoint, or a corrupt one ({error})") from None
+        # The weights-only unpickler names a class it refuses as an "Unsupported global"; anything else it
+        # cannot read (an unknown opcode) is not a checkpoint at all.
+        if "Unsupported global" not in str(error):
+            reason = str(error).split("\n")[0] if "Weights only" not in str(error) else "unreadable pickle data"
+            raise PcdmsError(f"{path}: not a PyTorch checkpoint, or a corrupt one ({reason})") from None
         raise PcdmsError(
             f"{path}: holds Python objects besides tensors, and pcdms never unpickles arbitrary objects; "
             'if you trust the file, re-save its weights with: python -c "import torch; '

@@ -188,11 +188,11 @@ def resolve_device(name: str):
     return device
 
 
-def load_pose_or_extract(path: Path, size: tuple[int, int] | None):
-    """A pose file (in the frame of ``size`` where it records none), or a photo whose pose is extracted."""
-    if path.suffix.lower() in Image.registered_extensions():
-        return read_and_extract(path)[1]
-    return load_pose(path, image_size=size)
+def read_pose_input(path: Path, size: tuple[int, int] | None):
+    """A pose file (in the frame of ``size`` where it records none), a pose image, or a photo."""
+    from .pose import as_keypoints
+
+    return as_keypoints(path, image_size=size, where=str(path))
 
 
 def run_sample_prior(args: argparse.Namespace) -> int:
@@ -248,8 +248,8 @@ def sample_prior_pair(args: argparse.Namespace, pipeline, device, sampling: dict
 
     encoder = ClipImageEncoder.from_pretrained(args.image_encoder).to(device)
     source = load_image(args.source)
-    source_pose = load_pose_or_extract(args.source_pose or args.source, source.size)
-    target_pose = load_pose_or_extract(args.target_pose, args.target_size)
+    source_pose = read_pose_input(args.source_pose or args.source, source.size)
+    target_pose = read_pose_input(args.target_pose, args.target_size)
     generator = torch.Generator(device).manual_seed(args.seed)
     output = pipeline(
         encoder.encode([source]),
@@ -288,7 +288,7 @@ def run_sample_inpaint(args: argparse.Namespace) -> int:
 
     quiet_model_loading()
     device = resolve_device(args.device)
-    pipeline = load_inpaint_pipeline(args.model, torch_dtype=resolve_dtype(args.dtype, device)).to(device)
+    pipeline = load_inpaint_pipeline(args.model, dtype=resolve_dtype(args.dtype, device)).to(device)
     pipeline.set_progress_bar_config(disable=True)
     width, height = args.size or (None, None)
     sampling = {
@@ -306,8 +306,8 @@ def run_sample_inpaint(args: argparse.Namespace) -> int:
     if not (args.source and args.target_pose and args.out):
         raise PcdmsError("sample inpaint needs --source, --target-pose and --out (or --data for a whole split)")
     source = load_image(args.source)
-    source_pose = load_pose_or_extract(args.source_pose or args.source, source.size)
-    target_pose = load_pose_or_extract(args.target_pose, args.target_size)
+    source_pose = read_pose_input(args.source_pose or args.source, source.size)
+    target_pose = read_pose_input(args.target_pose, args.target_size)
     target_embeds = None
     if pipeline.inpaint.uses_target_embedding:
         target_embeds = target_embedding(args)
@@ -415,13 +415,93 @@ def load_stage1_embedding(folder: Path, pair):
         raise PcdmsError(f"{path}: not a .npy embedding ({error})") from None
 
 
+def run_sample_refine(args: argparse.Namespace) -> int:
+    import torch
+
+    from .pipelines.refine import load_refine_pipeline
+
+    quiet_model_loading()
+    device = resolve_device(args.device)
+    pipeline = load_refine_pipeline(args.model, dtype=resolve_dtype(args.dtype, device)).to(device)
+    pipeline.set_progress_bar_config(disable=True)
+    width, height = args.size or (None, None)
+    sampling = {
+        "width": width,
+        "height": height,
+        "num_inference_steps": args.steps,
+        "guidance_scale": args.guidance,
+        "guidance_rescale": args.guidance_rescale,
+        "num_images_per_pair": args.samples,
+        "generator": torch.Generator(device).manual_seed(args.seed),
+    }
+    if args.data:
+        if not (args.coarse_images and args.out):
+            raise PcdmsError("sample refine --data needs --coarse-images (stage 2's images of the split) and --out")
+        return sample_refine_split(args, pipeline, sampling)
+    if not (args.source and args.coarse and args.out):
+        raise PcdmsError("sample refine needs --source, --coarse and --out (or --data for a whole split)")
+    images = pipeline(load_image(args.source), load_image(args.coarse), **sampling).images
+    for path, image in zip(sample_paths(args.out, len(images)), images, strict=True):
+        print(save_image(image, path))
+    return 0
+
+
+def pixel_error(image: Image.Image, target: Image.Image) -> float:
+    """Mean absolute difference on a 0-1 scale, the target resized to the image."""
+    import numpy as np
+
+    reference = np.asarray(target.convert("RGB").resize(image.size), dtype=np.float32)
+    return float(np.abs(np.asarray(image.convert("RGB"), dtype=np.float32) - reference).mean() / 255)
+
+
+def sample_refine_split(args: argparse.Namespace, pipeline, sampling: dict) -> int:
+    """Every pair of a split, refining stage 2's ``{source}_to_{target}.png`` from ``--coarse-images``
+    into the same name under ``--out``; pairs already there are skipped, so an interrupted run resumes.
+    The pixel error to the targets is printed beside the coarse images' own, to show what refining did."""
+    import numpy as np
+
+    from .data.refine import coarse_images_command, missing_coarse_images, pair_image_name
+
+    dataset = open_dataset(args.data, args.split, args.layout, args.images)
+    dataset.validate().raise_if_unusable()
+    names = [pair_image_name(source, target) for source, target in dataset.pairs]
+    missing = missing_coarse_images(dataset, args.coarse_images)
+    if missing:
+        raise PcdmsError(
+            f"{args.coarse_images / names[missing[0]]}: no stage-2 image for this pair ({len(missing)} of "
+            f"{len(names)} missing; write them with: "
+            f"{coarse_images_command(args.data, args.split, args.coarse_images, args.layout, args.images)})"
+        )
+    todo = [index for index, name in enumerate(names) if not sample_paths(args.out / name, args.samples)[-1].exists()]
+    errors, coarse_errors, copy_errors = [], [], []
+    for start in tqdm_range(len(todo), args.batch_size, "stage 3"):
+        indices = todo[start : start + args.batch_size]
+        batch = [dataset[index] for index in indices]
+        coarse = [load_image(args.coarse_images / names[index]) for index in indices]
+        images = pipeline([pair.source_image for pair in batch], coarse, **sampling).images
+        for number, (index, pair) in enumerate(zip(indices, batch, strict=True)):
+            samples = images[number * args.samples : (number + 1) * args.samples]
+            for path, image in zip(sample_paths(args.out / names[index], args.samples), samples, strict=True):
+                save_image(image, path)
+            errors.append(pixel_error(samples[0], pair.target_image))
+            coarse_errors.append(pixel_error(coarse[number], pair.target_image))
+            copy_errors.append(pixel_error(pair.source_image, pair.target_image))
+    print(f"{len(todo)} pairs refined, {len(names) - len(todo)} already there, images in {args.out}")
+    if errors:
+        print(
+            f"mean absolute pixel error to the targets (0-1 scale): {np.mean(errors):.4f} "
+            f"(the coarse images: {np.mean(coarse_errors):.4f}; copying the source: {np.mean(copy_errors):.4f})"
+        )
+    return 0
+
+
 def add_pair_arguments(parser: argparse.ArgumentParser) -> None:
     """The options naming one pair to sample: the source photo and the two poses."""
     parser.add_argument("--source", type=Path, help="source photo")
     parser.add_argument(
-        "--source-pose", type=Path, help="its pose: a pose file or a photo to take it from (default: the source photo)"
+        "--source-pose", type=Path, help="its pose: a pose file, a pose image or a photo (default: the source photo's)"
     )
-    parser.add_argument("--target-pose", type=Path, help="the target pose: a pose file or a photo to take it from")
+    parser.add_argument("--target-pose", type=Path, help="the target pose: a pose file, a pose image or a photo")
     parser.add_argument("--target-size", type=parse_size, help="WxH of the target image, for pose files that lack it")
 
 
@@ -433,6 +513,191 @@ def add_split_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=Path, help="image folder, where it is not the layout's usual one")
 
 
+BUNDLED_MODEL = "pcdms-street"
+STAGE_NAMES = ("prior", "inpaint", "refine")
+
+
+def bundled_model_path() -> Path:
+    return Path(str(files("pcdms") / "assets" / "models" / BUNDLED_MODEL))
+
+
+def parse_stage_value(kind):
+    """``VALUE`` for every stage, or ``STAGE=VALUE`` for one (``refine=30``)."""
+
+    def parse(text: str) -> tuple[str | None, object]:
+        stage, separator, value = text.rpartition("=")
+        if separator and stage not in STAGE_NAMES:
+            raise argparse.ArgumentTypeError(f"{text!r}: the stage is one of {', '.join(STAGE_NAMES)}")
+        try:
+            return (stage or None), kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: {value!r} is not a {kind.__name__}") from None
+
+    return parse
+
+
+def per_stage(settings: list[tuple[str | None, object]], defaults: dict[str, object], stages=STAGE_NAMES) -> dict:
+    """The per-stage values of a repeatable option: a plain value sets ``stages``, ``STAGE=VALUE`` one stage."""
+    values = dict(defaults)
+    for stage, value in settings:
+        values.update({name: value for name in ([stage] if stage else stages)})
+    return values
+
+
+def read_pairs_file(path: Path) -> list[tuple[Path, Path, Path | None]]:
+    """``SOURCE,TARGET_POSE[,SOURCE_POSE]`` per line (``#`` starts a comment); paths relative to the file."""
+    import csv
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise PcdmsError(f"{path}: not a text file of pairs") from None
+    pairs = []
+    for number, row in enumerate(csv.reader(lines), start=1):
+        fields = [field.strip() for field in row]
+        if not fields or not fields[0] or fields[0].startswith("#"):
+            continue
+        if len(fields) not in (2, 3) or not all(fields):
+            raise PcdmsError(f"{path}, line {number}: expected SOURCE,TARGET_POSE[,SOURCE_POSE], got {','.join(row)!r}")
+        source, target, *source_pose = (path.parent / field for field in fields)
+        pairs.append((source, target, source_pose[0] if source_pose else None))
+    if not pairs:
+        raise PcdmsError(f"{path}: no pairs in it")
+    return pairs
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .pipelines.pcdms import load_pcdms_pipeline
+
+    quiet_model_loading()
+    model = args.model or bundled_model_path()
+    if args.model is None and not model.is_dir():
+        raise PcdmsError(
+            "no --model given and this install has no bundled model yet: pass --model DIR, a pipeline folder "
+            "written by pcdms convert"
+        )
+    if args.pairs is None and not (args.source and args.target_pose):
+        raise PcdmsError("generate needs --source and --target-pose (or --pairs FILE for a batch)")
+    device = resolve_device(args.device)
+    pipeline = load_pcdms_pipeline(model, dtype=resolve_dtype(args.dtype, device)).to(device)
+    steps = per_stage(args.steps, {stage: 20 for stage in STAGE_NAMES})
+    guidance = per_stage(args.guidance, {"prior": 0.0, "inpaint": 2.0, "refine": 2.0}, stages=("inpaint", "refine"))
+    seeds = per_stage(args.seed, {stage: 42 for stage in STAGE_NAMES})
+    width, height = args.size or (None, None)
+    settings = {
+        "width": width,
+        "height": height,
+        "num_images_per_pair": args.samples,
+        "stop_after": args.stop_after,
+        "return_intermediates": args.intermediates,
+        **{f"{stage}_steps": steps[stage] for stage in STAGE_NAMES},
+        **{f"{stage}_guidance": guidance[stage] for stage in STAGE_NAMES},
+    }
+
+    def generators():
+        return {stage: torch.Generator(device).manual_seed(seeds[stage]) for stage in STAGE_NAMES}
+
+    if args.pairs is None:
+        pipeline.set_progress_bar_config(leave=False)
+        source = load_image(args.source)
+        target_pose = read_pose_input(args.target_pose, args.target_size)
+        source_pose = read_pose_input(args.source_pose, source.size) if args.source_pose else None
+        output = pipeline(source, target_pose, source_pose, generator=generators(), **settings)
+        for path in write_generated(output, 0, args.out, args.samples, args.intermediates):
+            print(path)
+        return 0
+    return generate_pairs(args, pipeline, settings, generators)
+
+
+def write_generated(output, index: int, out: Path, samples: int, intermediates: bool) -> list[Path]:
+    """The images of pair ``index`` of a pipeline output; with ``intermediates``, its coarse images and
+    its stage-1 embedding beside them."""
+    import numpy as np
+
+    chosen = slice(index * samples, (index + 1) * samples)
+    written = [
+        save_image(image, path) for path, image in zip(sample_paths(out, samples), output.images[chosen], strict=True)
+    ]
+    if intermediates:
+        coarse = out.with_name(f"{out.stem}_coarse{out.suffix or '.png'}")
+        written += [
+            save_image(image, path)
+            for path, image in zip(sample_paths(coarse, samples), output.coarse_images[chosen], strict=True)
+        ]
+        if output.target_embeds is not None:
+            embedding = out.with_name(f"{out.stem}_embedding.npy")
+            with atomic_write(embedding, "wb") as file:
+                np.save(file, output.target_embeds[index : index + 1].numpy())
+            written.append(embedding)
+    return written
+
+
+def generate_pairs(args: argparse.Namespace, pipeline, settings: dict, generators) -> int:
+    """Every pair of a pairs file, as ``OUT/{source}_to_{target}.png``, in batches; pairs whose image is
+    already there are skipped, so an interrupted run resumes; a pair that cannot be read is reported and
+    skipped."""
+    from tqdm.auto import tqdm
+
+    pairs = read_pairs_file(args.pairs)
+    names = [f"{source.stem}_to_{target.stem}.png" for source, target, _ in pairs]
+    todo = [index for index, name in enumerate(names) if not sample_paths(args.out / name, args.samples)[-1].exists()]
+    pipeline.set_progress_bar_config(leave=False)
+    failures = 0
+    progress = tqdm(total=len(todo), desc="pairs", unit="pair")
+    for start in range(0, len(todo), args.batch_size):
+        chunk, batch = todo[start : start + args.batch_size], []
+        for index in chunk:
+            source_path, target_path, source_pose_path = pairs[index]
+            try:
+                source = load_image(source_path)
+                source_pose = read_pose_input(source_pose_path or source_path, source.size)
+                batch.append((index, source, source_pose, read_pose_input(target_path, None)))
+            except PcdmsError as error:
+                print(f"pcdms: error: {error}", file=sys.stderr)
+                failures += 1
+        if batch:
+            indices, sources, source_poses, target_poses = zip(*batch, strict=True)
+            output = pipeline(list(sources), list(target_poses), list(source_poses), generator=generators(), **settings)
+            for number, index in enumerate(indices):
+                write_generated(output, number, args.out / names[index], args.samples, args.intermediates)
+        progress.update(len(chunk))
+    progress.close()
+    print(f"{len(todo) - failures} pairs generated, {len(names) - len(todo)} already there, images in {args.out}")
+    return 1 if failures else 0
+
+
+def run_convert_official(args: argparse.Namespace) -> int:
+    import torch
+
+    from .convert import convert_official
+
+    quiet_model_loading()
+    folder = convert_official(
+        args.out,
+        inpaint=args.inpaint,
+        prior=args.prior,
+        refine=args.refine,
+        stable_diffusion=args.stable_diffusion,
+        dinov2=args.dinov2,
+        clip=args.clip,
+        kandinsky=args.kandinsky,
+        dtype=getattr(torch, args.dtype),
+    )
+    print(f"PCDMs pipeline: {folder}")
+    return 0
+
+
+def run_convert_trained(args: argparse.Namespace) -> int:
+    from .convert import assemble_trained
+
+    quiet_model_loading()
+    folder = assemble_trained(args.out, inpaint=args.inpaint, prior=args.prior, refine=args.refine, clip=args.clip)
+    print(f"PCDMs pipeline: {folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pcdms", description="Pose-guided person image synthesis (PCDMs).")
     parser.add_argument("--version", action="version", version=f"pcdms {__version__}")
@@ -441,6 +706,105 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the main job on the bundled example and print where the results are")
     demo.add_argument("--out", type=Path, default=Path("pcdms-demo"), help="output folder (default: pcdms-demo)")
     demo.set_defaults(run=run_demo)
+
+    generate = commands.add_parser("generate", help="the person of a photo in a target pose: all three stages")
+    generate.add_argument(
+        "--model", type=Path, help="a PCDMs pipeline folder (from pcdms convert; default: the bundled model)"
+    )
+    generate.add_argument("--source", type=Path, help="photo of the person")
+    generate.add_argument(
+        "--target-pose",
+        type=Path,
+        help="the target pose: a pose file, a rendered pose image, or a photo to take it from",
+    )
+    generate.add_argument("--source-pose", type=Path, help="the source's pose (default: extracted from --source)")
+    generate.add_argument(
+        "--target-size", type=parse_size, help="WxH of the target pose's frame, for pose files without one"
+    )
+    generate.add_argument(
+        "--pairs", type=Path, help="instead: a file of SOURCE,TARGET_POSE[,SOURCE_POSE] lines, generated in batches"
+    )
+    generate.add_argument(
+        "--out", type=Path, required=True, help="image file (one pair), or folder for SOURCE_to_TARGET.png (--pairs)"
+    )
+    generate.add_argument("--size", type=parse_size, help="WxH of the output (default: the model's training size)")
+    generate.add_argument(
+        "--steps",
+        type=parse_stage_value(int),
+        action="append",
+        default=[],
+        metavar="[STAGE=]N",
+        help="sampling steps, all stages or one (prior, inpaint, refine); repeatable (default: 20)",
+    )
+    generate.add_argument(
+        "--guidance",
+        type=parse_stage_value(float),
+        action="append",
+        default=[],
+        metavar="[STAGE=]X",
+        help="guidance scale of stages 2 and 3, or of one stage; on above 1 (default: 2.0, prior 0: off)",
+    )
+    generate.add_argument(
+        "--seed",
+        type=parse_stage_value(int),
+        action="append",
+        default=[],
+        metavar="[STAGE=]N",
+        help="random seed, all stages or one (default: 42)",
+    )
+    generate.add_argument("--samples", type=int, default=1, help="images per pair (default: 1)")
+    generate.add_argument(
+        "--stop-after",
+        choices=("inpaint", "refine"),
+        help="inpaint: stage 2's image is the result (default: the model's last stage)",
+    )
+    generate.add_argument(
+        "--intermediates", action="store_true", help="also write OUT_coarse.png and OUT_embedding.npy (stage 1)"
+    )
+    generate.add_argument("--batch-size", type=int, default=4, help="pairs per batch with --pairs (default: 4)")
+    generate.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    generate.add_argument(
+        "--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto", help="auto: float32 on a CPU"
+    )
+    generate.set_defaults(run=run_generate)
+
+    convert = commands.add_parser("convert", help="build a PCDMs pipeline folder").add_subparsers(
+        dest="convert_command", required=True, metavar="SOURCE"
+    )
+    official = convert.add_parser("official", help="from the authors' released checkpoints and local public models")
+    official.add_argument(
+        "--inpaint",
+        type=Path,
+        required=True,
+        help="stage-2 mp_rank_00_model_states.pt (or its folder), or PCDMs_ckpt.pt",
+    )
+    official.add_argument("--prior", type=Path, help="stage-1 mp_rank_00_model_states.pt (or its folder)")
+    official.add_argument("--refine", type=Path, help="stage-3 mp_rank_00_model_states.pt (or its folder)")
+    official.add_argument(
+        "--stable-diffusion", type=Path, required=True, help="local stable-diffusion-2-1-base folder (vae/, unet/)"
+    )
+    official.add_argument("--dinov2", type=Path, required=True, help="local dinov2-giant folder")
+    official.add_argument(
+        "--clip", type=Path, help="local OpenCLIP ViT-H/14 folder (IP-Adapter's models/image_encoder)"
+    )
+    official.add_argument(
+        "--kandinsky", type=Path, help="local kandinsky-2-2-prior folder, for its scheduler (optional)"
+    )
+    official.add_argument("--out", type=Path, required=True, help="the pipeline folder to write")
+    official.add_argument(
+        "--dtype",
+        choices=("float16", "bfloat16", "float32"),
+        default="float16",
+        help="precision written (default: float16)",
+    )
+    official.set_defaults(run=run_convert_official)
+    trained = convert.add_parser("trained", help="from this project's training runs (their model/ folders)")
+    trained.add_argument("--inpaint", type=Path, required=True, help="the stage-2 run's model/ folder")
+    trained.add_argument("--prior", type=Path, help="the stage-1 run's model/ folder")
+    trained.add_argument("--refine", type=Path, help="the stage-3 run's model/ folder")
+    trained.add_argument("--clip", type=Path, help="the CLIP vision folder stages 1 and 2 were trained with")
+    trained.add_argument("--out", type=Path, required=True, help="the pipeline folder to write")
+    trained.set_defaults(run=run_convert_trained)
 
     pose = commands.add_parser("pose", help="extract, render and convert poses").add_subparsers(
         dest="pose_command", required=True, metavar="POSE_COMMAND"
@@ -514,7 +878,9 @@ def build_parser() -> argparse.ArgumentParser:
     toy.set_defaults(run=run_toy)
 
     train = commands.add_parser("train", help="train a stage from a YAML config (one GPU, many, or the CPU)")
-    train.add_argument("stage", choices=("prior", "inpaint"), metavar="STAGE", help="prior or inpaint")
+    train.add_argument(
+        "stage", choices=("prior", "inpaint", "refine"), metavar="STAGE", help="prior, inpaint or refine"
+    )
     train.add_argument("--config", type=Path, required=True, help="the run's YAML config")
     train.add_argument(
         "--resume",
@@ -578,6 +944,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto", help="auto: float32 on a CPU"
     )
     inpaint.set_defaults(run=run_sample_inpaint)
+
+    refine = sample.add_parser("refine", help="stage 3: stage 2's coarse image refined, with the source's appearance")
+    refine.add_argument("--model", type=Path, required=True, help="a stage-3 pipeline folder (a training run's model/)")
+    refine.add_argument("--source", type=Path, help="source photo")
+    refine.add_argument("--coarse", type=Path, help="stage 2's image of the target (what sample inpaint wrote)")
+    add_split_arguments(refine)
+    refine.add_argument(
+        "--coarse-images", type=Path, help="with --data: stage 2's SOURCE_to_TARGET.png images of the split"
+    )
+    refine.add_argument("--out", type=Path, help="image file (one pair), or folder for SOURCE_to_TARGET.png (--data)")
+    refine.add_argument("--size", type=parse_size, help="WxH of the output (default: the model's)")
+    refine.add_argument("--steps", type=int, default=20, help="sampling steps (default: 20)")
+    refine.add_argument("--guidance", type=float, default=2.0, help="guidance scale, on above 1 (default: 2.0)")
+    refine.add_argument(
+        "--guidance-rescale", type=float, default=0.0, help="guidance rescale factor (default: 0, off; official: 2.0)"
+    )
+    refine.add_argument("--samples", type=int, default=1, help="images per pair (default: 1)")
+    refine.add_argument("--seed", type=int, default=42)
+    refine.add_argument("--batch-size", type=int, default=8)
+    refine.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    refine.add_argument(
+        "--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto", help="auto: float32 on a CPU"
+    )
+    refine.set_defaults(run=run_sample_refine)
     return parser
 
 

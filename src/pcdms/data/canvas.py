@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -93,6 +94,16 @@ class CanvasLayout:
         """(1, 1, H/scale, 2W/scale): 1 on the source half (known), 0 on the target half (to generate)."""
         width, height = (side // scale for side in self.padded_size)
         return torch.cat([torch.ones(1, 1, height, width), torch.zeros(1, 1, height, width)], dim=3)
+
+    def pad(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (batch, 3, height, width) padded as :meth:`place_image` pads one (edges repeated)."""
+        left, top, right, bottom = self.padding
+        return F.pad(images, (left, right, top, bottom), mode="replicate") if any(self.padding) else images
+
+    def crop(self, images: torch.Tensor) -> torch.Tensor:
+        """Padded images (..., 3, H, W) back to (..., 3, height, width): the inverse of :meth:`pad`."""
+        left, top, _, _ = self.padding
+        return images[..., top : top + self.height, left : left + self.width]
 
     def crop_target(self, canvas: torch.Tensor) -> torch.Tensor:
         """The target half of a canvas batch (..., 3, H, 2W), padding removed: (..., 3, height, width)."""

@@ -13,6 +13,7 @@ tokens (257 x 1536), after the final layer norm.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -38,10 +39,26 @@ def load_local_model(model_class, folder: str | os.PathLike, what: str, marker: 
     folder = Path(folder)
     if not (folder / marker).is_file():
         raise PcdmsError(f"{folder}: not a {what} folder (no {marker}); pcdms loads models from local folders only")
+    _check_model_type(model_class, folder / marker, what)
     try:
         return model_class.from_pretrained(folder, local_files_only=True, **kwargs)
     except (OSError, ValueError, TypeError, KeyError) as error:
         raise PcdmsError(f"{folder}: cannot load the {what} ({str(error).splitlines()[0]})") from None
+
+
+def _check_model_type(model_class, config_file: Path, what: str) -> None:
+    """transformers builds a model from any config whose keys it knows (a CLIP folder loads as a random
+    DINOv2), so the folder's ``model_type`` is checked first. A full CLIP folder ("clip") holds the
+    vision tower ("clip_vision_model") and is accepted for it."""
+    expected = getattr(getattr(model_class, "config_class", None), "model_type", None)
+    if not expected:
+        return
+    try:
+        found = json.loads(config_file.read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        raise PcdmsError(f"{config_file}: unreadable model configuration") from None
+    if found and found != expected and not expected.startswith(f"{found}_"):
+        raise PcdmsError(f"{config_file.parent}: holds a {found} model, not a {what} ({expected})")
 
 
 def clip_pixels(images: list[Image.Image], processor: CLIPImageProcessor) -> torch.Tensor:

@@ -17,71 +17,30 @@ a forward hook on ``unet.conv_in`` for the duration of one call, no UNet code is
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import torch
 from diffusers import ConfigMixin, ModelMixin, UNet2DConditionModel
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.controlnets.controlnet import ControlNetConditioningEmbedding
-from torch import nn
 
-from ..checkpoints import detect_stage, load_matching, load_official_state_dict, load_strict, read_diffusers_weights
-from ..errors import PcdmsError
+from ..checkpoints import detect_stage, load_official_state_dict, load_strict
+from .sd import (
+    SD21_BASE_UNET,
+    ImageProjection,
+    initialise_from_stable_diffusion,
+    plain_config,
+    stable_diffusion_unet_config,
+)
 
-# Stable Diffusion 2.1-base's UNet (stabilityai/stable-diffusion-2-1-base, unet/config.json). Its
-# "attention_head_dim" holds head counts (a diffusers naming quirk): 5, 10, 20, 20 heads of 64.
-SD21_BASE_UNET = {
-    "act_fn": "silu",
-    "attention_head_dim": [5, 10, 20, 20],
-    "block_out_channels": [320, 640, 1280, 1280],
-    "center_input_sample": False,
-    "cross_attention_dim": 1024,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    "downsample_padding": 1,
-    "dual_cross_attention": False,
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-    "in_channels": 4,
-    "layers_per_block": 2,
-    "mid_block_scale_factor": 1,
-    "norm_eps": 1e-05,
-    "norm_num_groups": 32,
-    "num_class_embeds": None,
-    "only_cross_attention": False,
-    "out_channels": 4,
-    "sample_size": 64,
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-    "use_linear_projection": True,
-}
 # What stage 2 changes (spec 2.1): [noisy latents 4, mask 1, masked-image latents 4] in, and the
 # target's CLIP embedding as a projected class label.
 INPAINT_CHANGES = {"in_channels": 9, "class_embed_type": "projection", "projection_class_embeddings_input_dim": 1024}
 # The lite stage-2-only checkpoint (PCDMs_ckpt.pt) has no class embedding and no target embedding.
 LITE_CHANGES = {"in_channels": 9, "class_embed_type": None, "projection_class_embeddings_input_dim": None}
-
-
-class ImageProjection(nn.Module):
-    """Image-encoder tokens to the UNet's cross-attention width (official ``ImageProjModel_p``):
-    Linear, GELU, Dropout, LayerNorm, Linear, Dropout."""
-
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden_dim),
-            nn.GELU(),
-            nn.Dropout(0.0),
-            nn.LayerNorm(hidden_dim),
-            nn.Linear(hidden_dim, out_dim),
-            nn.Dropout(0.0),
-        )
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net(features)
 
 
 @contextmanager
@@ -92,11 +51,6 @@ def added_after_conv_in(unet: UNet2DConditionModel, features: torch.Tensor) -> I
         yield
     finally:
         handle.remove()
-
-
-def plain_config(model: ConfigMixin) -> dict[str, Any]:
-    """A model's configuration as plain values, without diffusers' bookkeeping keys."""
-    return {key: value for key, value in dict(model.config).items() if not key.startswith("_")}
 
 
 class InpaintModel(ModelMixin, ConfigMixin):
@@ -210,15 +164,8 @@ class InpaintModel(ModelMixin, ConfigMixin):
         """A new model initialised from a local Stable Diffusion 2.1-base folder as the official code does:
         every UNet weight of SD whose shape fits is loaded; the nine-channel ``conv_in.weight`` (its bias
         is SD's) and the class embedding are freshly initialised, as are the pose encoder and projection."""
-        folder = Path(folder)
-        config_file = folder / "unet" / "config.json"
-        if not config_file.is_file():
-            raise PcdmsError(f"{folder}: not a Stable Diffusion folder (no unet/config.json)")
-        sd_config = {
-            key: value for key, value in json.loads(config_file.read_text()).items() if not key.startswith("_")
-        }
+        sd_config = stable_diffusion_unet_config(folder)
         changes = {**INPAINT_CHANGES, "projection_class_embeddings_input_dim": sd_config["cross_attention_dim"]}
         model = cls(unet_config={**sd_config, **changes, **config.pop("unet_config", {})}, **config)
-        report = load_matching(model.unet, read_diffusers_weights(folder, subfolder="unet"))
-        print(f"stage-2 UNet initialised from {folder}: {report.summary()}")
+        initialise_from_stable_diffusion(model.unet, folder, "stage-2")
         return model

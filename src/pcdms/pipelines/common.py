@@ -7,15 +7,22 @@ import os
 
 import torch
 from diffusers import AutoencoderKL
+from diffusers.utils import deprecation_utils
 from PIL import Image
 
 from ..errors import PcdmsError
 from ..models.encoders import load_local_model
 
+# diffusers renamed from_pretrained's ``torch_dtype`` to ``dtype`` (the old name now warns); pass the name
+# the installed version reads.
+DTYPE_KEYWORD = "dtype" if hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
 
-def load_pipeline(pipeline_class, folder: str | os.PathLike, what: str, **kwargs):
-    """A saved pipeline from local files only, with one-line errors; ``kwargs`` go to ``from_pretrained``
-    (components to replace, ``torch_dtype``)."""
+
+def load_pipeline(pipeline_class, folder: str | os.PathLike, what: str, dtype: torch.dtype | None = None, **kwargs):
+    """A saved pipeline from local files only, with one-line errors, its weights in ``dtype`` (default:
+    float32); ``kwargs`` go to ``from_pretrained`` (components to replace)."""
+    if dtype is not None:
+        kwargs[DTYPE_KEYWORD] = dtype
     return load_local_model(pipeline_class, folder, what, marker="model_index.json", **kwargs)
 
 

@@ -22,7 +22,9 @@ from .formats import (
     write_pcdms_txt,
     write_pose_json,
 )
+from .inputs import as_keypoints
 from .keypoints import KEYPOINT_NAMES, LIMBS, MIRROR, NUM_KEYPOINTS, Keypoints
+from .pose_map import is_pose_map, read_pose_map
 from .render import COLORS, draw_overlay, pose_map_tensor, render_pose
 from .vector import CONVENTIONS, FRACTION, OFFICIAL, PoseConvention, get_convention, keypoints_from_vector, pose_vector
 
@@ -39,6 +41,7 @@ __all__ = [
     "MediaPipeExtractor",
     "PoseConvention",
     "PoseExtractor",
+    "as_keypoints",
     "draw_overlay",
     "extract_pose",
     "from_body25",
@@ -47,6 +50,7 @@ __all__ = [
     "from_mediapipe",
     "get_convention",
     "get_extractor",
+    "is_pose_map",
     "keypoints_from_vector",
     "load_pose",
     "pose_map_tensor",
@@ -57,6 +61,7 @@ __all__ = [
     "read_pcdms_txt",
     "read_pcdms_txt_vector",
     "read_pose_json",
+    "read_pose_map",
     "render_pose",
     "save_pose",
     "write_annotation_csv",

@@ -22,6 +22,10 @@ def build_task(config: RunConfig) -> Task:
         from .inpaint import InpaintTask
 
         return InpaintTask(config.inpaint, config.data, config.output_dir, config.training.mixed_precision)
+    if config.stage == "refine":
+        from .refine import RefineTask
+
+        return RefineTask(config.refine, config.data, config.training.mixed_precision)
     raise ValueError(f"no training task for stage {config.stage!r}")
 
 

@@ -7,8 +7,8 @@ A file has the stage it trains, where the data and output are, and one section p
     seed: 0
     data: {root: ..., split: train}
     training: {...}     # the shared loop: steps, batch, optimiser, precision, checkpoints, logging
-    prior: {...}        # the stage's own section (prior, inpaint): its model (a folder to continue
-                        # from, or a new one's architecture), encoders and diffusion settings
+    prior: {...}        # the stage's own section (prior, inpaint, refine): its model (a folder to
+                        # continue from, or a new one's architecture), encoders and diffusion settings
 
 Relative paths are taken from the directory the command runs in.
 """
@@ -30,7 +30,7 @@ from diffusers.optimization import SchedulerType
 from ..errors import PcdmsError
 from ..pose.vector import CONVENTIONS
 
-STAGES = ("prior", "inpaint")
+STAGES = ("prior", "inpaint", "refine")
 
 
 @dataclass
@@ -106,6 +106,22 @@ class InpaintConfig:
 
 
 @dataclass
+class RefineConfig:
+    """Stage 3: the refining model to train, its frozen encoders and its diffusion settings (spec 3)."""
+
+    dinov2: str = ""  # a local DINOv2 folder (Dinov2Model; official: facebook/dinov2-giant)
+    vae: str = ""  # a local AutoencoderKL folder (default: the vae/ of stable_diffusion)
+    pretrained: str | None = None  # a stage-3 model or pipeline folder to continue from
+    stable_diffusion: str | None = None  # or a local SD 2.1-base folder to initialise a new model from
+    architecture: dict[str, Any] = field(default_factory=dict)  # RefineModel arguments of a new model
+    size: list[int] = field(default_factory=lambda: [512, 512])  # width, height of the images
+    # Stage 2's outputs for the training pairs, {source}_to_{target}.png (pcdms sample inpaint --split train).
+    coarse_images: str = ""
+    noise_offset: float = 0.1
+    drop_coarse_image: float = 0.1  # the coarse image's pixels become zeros (the source is never dropped)
+
+
+@dataclass
 class RunConfig:
     stage: str = ""
     output_dir: str = ""
@@ -114,6 +130,7 @@ class RunConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     prior: PriorConfig | None = None
     inpaint: InpaintConfig | None = None
+    refine: RefineConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -252,6 +269,19 @@ def _check_values(config: RunConfig, path: Path) -> None:
             raise PcdmsError(f"{path}: inpaint.vae is not set (a local AutoencoderKL folder, or set stable_diffusion)")
         if len(inpaint.size) != 2 or min(inpaint.size) < 1:
             raise PcdmsError(f"{path}: inpaint.size is [width, height] of one half, got {inpaint.size}")
+    if config.refine is not None:
+        refine = config.refine
+        probabilities.append(("refine.drop_coarse_image", refine.drop_coarse_image))
+        if not refine.dinov2:
+            raise PcdmsError(f"{path}: refine.dinov2 is not set (a local DINOv2 folder)")
+        if not refine.vae and not refine.stable_diffusion:
+            raise PcdmsError(f"{path}: refine.vae is not set (a local AutoencoderKL folder, or set stable_diffusion)")
+        if not refine.coarse_images:
+            raise PcdmsError(
+                f"{path}: refine.coarse_images is not set (the folder of stage 2's images of the training pairs)"
+            )
+        if len(refine.size) != 2 or min(refine.size) < 1:
+            raise PcdmsError(f"{path}: refine.size is [width, height], got {refine.size}")
     for name, value, allowed in choices:
         if value not in allowed:
             raise PcdmsError(f"{path}: {name} must be one of {', '.join(map(str, allowed))}, got {value!r}")

@@ -20,35 +20,29 @@ from accelerate import PartialState
 from diffusers import AutoencoderKL
 from transformers import Dinov2Model
 
-from ..data.canvas import CanvasLayout, CanvasPairs
-from ..data.embeddings import cached_embeddings, collate_vectors
+from ..data.canvas import CanvasPairs
+from ..data.embeddings import cached_embeddings
 from ..errors import PcdmsError
-from ..io import atomic_folder
-from ..models.encoders import CLIPImageProcessor, image_features, load_local_model
-from ..models.inpaint import INPAINT_CHANGES, SD21_BASE_UNET, InpaintModel
-from ..pipelines.inpaint import InpaintPipeline, official_sampling_scheduler, sd_training_scheduler
+from ..models.encoders import CLIPImageProcessor, image_features
+from ..models.inpaint import INPAINT_CHANGES, InpaintModel
+from ..pipelines.inpaint import InpaintPipeline
 from .config import DataConfig, InpaintConfig
 from .data import open_training_data
+from .latent import LatentTask, build_model
 
-WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-
-class InpaintTask:
+class InpaintTask(LatentTask):
     """Stage 2 for the shared loop."""
 
     name = "inpaint"
+    pipeline_class = InpaintPipeline
 
     def __init__(self, config: InpaintConfig, data: DataConfig, output_dir: str | Path, mixed_precision: str = "no"):
-        self.config = config
+        super().__init__(config, mixed_precision)
         dataset = open_training_data(data)
-        self.vae_folder = Path(config.vae or Path(config.stable_diffusion) / "vae")
-        self.vae = load_local_model(AutoencoderKL, self.vae_folder, "VAE").eval().requires_grad_(False)
-        self.dinov2 = load_local_model(Dinov2Model, config.dinov2, "DINOv2 encoder").eval().requires_grad_(False)
         self.model = build_inpaint(config)
         check_components(self.model, self.vae, self.dinov2)
-        self.vae_scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
-        levels = len(self.model.unet.config.block_out_channels)
-        self.layout = CanvasLayout(*config.size, multiple=self.vae_scale * 2 ** (levels - 1))
+        self.layout = self.padded_layout(self.model)
 
         embeds, self.null_embeds = None, None
         if self.model.uses_target_embedding:
@@ -66,23 +60,10 @@ class InpaintTask:
                     f"{config.clip}: gives {self.null_embeds.shape[0]}-d embeddings, the stage-2 model takes {width}-d"
                 )
         self.dataset = CanvasPairs(dataset, self.layout, CLIPImageProcessor(), embeds)
-        self.scheduler = sd_training_scheduler()
-        self.weight_dtype = WEIGHT_DTYPES[mixed_precision]
-
-    def collate(self, items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        return collate_vectors(items)
-
-    def latents(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """A draw from the VAE posterior (as the official training does), scaled, in float32."""
-        posterior = self.vae.encode(images.to(self.weight_dtype)).latent_dist
-        noise = torch.randn(posterior.mean.shape, generator=generator).to(posterior.mean)
-        return (posterior.mean + posterior.std * noise).float() * self.vae.config.scaling_factor
 
     def loss(self, model, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
         config, device = self.config, batch["canvas"].device
-        if self.vae.device != device:
-            self.vae.to(device, self.weight_dtype)
-            self.dinov2.to(device, self.weight_dtype)
+        self.frozen_to(device)
         size = batch["canvas"].shape[0]
         # All randomness is drawn on the CPU from the micro-batch's generator, then moved.
         drops = torch.rand((2, size), generator=generator) < torch.tensor(
@@ -97,40 +78,16 @@ class InpaintTask:
         target_embeds = None
         if self.null_embeds is not None:
             target_embeds = torch.where(drops[1].reshape(-1, 1), self.null_embeds.to(device), batch["target_embeds"])
-        noise = torch.randn(latents.shape, generator=generator)
-        noise += config.noise_offset * torch.randn((size, latents.shape[1], 1, 1), generator=generator)
-        timesteps = torch.randint(0, self.scheduler.config.num_train_timesteps, (size,), generator=generator)
-        noise, timesteps = noise.to(device), timesteps.to(device)
-        noisy = self.scheduler.add_noise(latents, noise, timesteps)
+        noise, timesteps, noisy = self.noised(latents, generator)
         mask = self.layout.latent_mask(self.vae_scale).to(device).expand(size, -1, -1, -1)
         sample = torch.cat([noisy, mask, masked_latents], dim=1)
         predicted = model(sample, timesteps, features, batch["pose"], target_embeds)
         return F.mse_loss(predicted.float(), noise)
 
-    def save(self, model: InpaintModel, folder: Path) -> None:
-        """The stage-2 pipeline folder, with the frozen VAE and DINOv2 re-read in their stored precision."""
-        vae = load_local_model(AutoencoderKL, self.vae_folder, "VAE")
-        dinov2 = load_local_model(Dinov2Model, self.config.dinov2, "DINOv2 encoder")
-        with atomic_folder(folder) as temporary:
-            InpaintPipeline(vae, dinov2, model, official_sampling_scheduler()).save_pretrained(temporary)
-
 
 def build_inpaint(config: InpaintConfig) -> InpaintModel:
-    """The stage-2 model to train: a saved one to continue, or a new one (optionally from SD 2.1-base).
-    Its ``resolution`` becomes the run's half size, the size its pipeline samples at by default."""
-    if config.pretrained:
-        folder = Path(config.pretrained)
-        if (folder / "inpaint" / "config.json").is_file():  # a pipeline folder, such as a run's output
-            folder = folder / "inpaint"
-        return load_local_model(InpaintModel, folder, "stage-2 model", resolution=list(config.size))
-    architecture = {**config.architecture, "resolution": list(config.size)}
-    try:
-        if config.stable_diffusion:
-            return InpaintModel.from_stable_diffusion(config.stable_diffusion, **architecture)
-        unet = {**SD21_BASE_UNET, **INPAINT_CHANGES, **architecture.pop("unet_config", {})}
-        return InpaintModel(unet_config=unet, **architecture)
-    except (TypeError, ValueError) as error:
-        raise PcdmsError(f"inpaint.architecture: {error}") from None
+    """The stage-2 model to train (see :func:`build_model`)."""
+    return build_model(InpaintModel, INPAINT_CHANGES, config, "inpaint", "stage-2 model")
 
 
 def check_components(model: InpaintModel, vae: AutoencoderKL, dinov2: Dinov2Model) -> None:

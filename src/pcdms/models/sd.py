@@ -1,0 +1,84 @@
+"""What the two UNet stages (2 and 3) share: Stable Diffusion 2.1-base's UNet, initialisation from a
+local SD folder, and the projection of DINOv2 tokens to the UNet's cross-attention width."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from diffusers import ConfigMixin, UNet2DConditionModel
+from torch import nn
+
+from ..checkpoints import load_matching, read_diffusers_weights
+from ..errors import PcdmsError
+
+# Stable Diffusion 2.1-base's UNet (stabilityai/stable-diffusion-2-1-base, unet/config.json). Its
+# "attention_head_dim" holds head counts (a diffusers naming quirk): 5, 10, 20, 20 heads of 64.
+SD21_BASE_UNET = {
+    "act_fn": "silu",
+    "attention_head_dim": [5, 10, 20, 20],
+    "block_out_channels": [320, 640, 1280, 1280],
+    "center_input_sample": False,
+    "cross_attention_dim": 1024,
+    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    "downsample_padding": 1,
+    "dual_cross_attention": False,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "num_class_embeds": None,
+    "only_cross_attention": False,
+    "out_channels": 4,
+    "sample_size": 64,
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+    "use_linear_projection": True,
+}
+
+
+class ImageProjection(nn.Module):
+    """Image-encoder tokens to the UNet's cross-attention width (official ``ImageProjModel_p``):
+    Linear, GELU, Dropout, LayerNorm, Linear, Dropout."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden_dim),
+            nn.GELU(),
+            nn.Dropout(0.0),
+            nn.LayerNorm(hidden_dim),
+            nn.Linear(hidden_dim, out_dim),
+            nn.Dropout(0.0),
+        )
+
+    def forward(self, features):
+        return self.net(features)
+
+
+def plain_config(model: ConfigMixin) -> dict[str, Any]:
+    """A model's configuration as plain values, without diffusers' bookkeeping keys."""
+    return {key: value for key, value in dict(model.config).items() if not key.startswith("_")}
+
+
+def stable_diffusion_unet_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """The UNet configuration of a local Stable Diffusion folder (``unet/config.json``)."""
+    config_file = Path(folder) / "unet" / "config.json"
+    if not config_file.is_file():
+        raise PcdmsError(f"{folder}: not a Stable Diffusion folder (no unet/config.json)")
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as error:
+        raise PcdmsError(f"{config_file}: unreadable ({error})") from None
+    return {key: value for key, value in config.items() if not key.startswith("_")}
+
+
+def initialise_from_stable_diffusion(unet: UNet2DConditionModel, folder: str | os.PathLike, stage: str) -> None:
+    """Copy every weight of SD's UNet whose name and shape fit (what ``ignore_mismatched_sizes`` did in the
+    official code: the widened ``conv_in.weight`` and new embeddings stay fresh, ``conv_in.bias`` is SD's)."""
+    report = load_matching(unet, read_diffusers_weights(folder, subfolder="unet"))
+    print(f"{stage} UNet initialised from {folder}: {report.summary()}")

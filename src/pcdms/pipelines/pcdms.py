@@ -1,0 +1,232 @@
+"""The whole of PCDMs in one call: from a photo of a person and a target pose to that person in that pose.
+
+The paper's three stages, in order, with everything passed in memory (the official code chains them
+through .npy and .png files):
+
+1. prior: the source's CLIP embedding and the two poses give the target's CLIP embedding;
+2. inpaint: the [source | blank] canvas, the pose maps, the source's DINOv2 tokens and that
+   embedding give a coarse target image;
+3. refine: the coarse image and the same DINOv2 tokens (computed once) give the final image.
+
+Each stage is its own pipeline (:class:`PriorPipeline`, :class:`InpaintPipeline`,
+:class:`RefinePipeline`) built over this pipeline's components, so the three samplers are the ones
+that run when a stage is used alone. The lite stage-2-only model of the official demo has no prior,
+no CLIP encoder and no refiner: those components are optional.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline, UnCLIPScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import BaseOutput
+from PIL import Image
+from transformers import CLIPVisionModelWithProjection, Dinov2Model
+
+from ..errors import PcdmsError
+from ..models.encoders import ClipImageEncoder
+from ..models.inpaint import InpaintModel
+from ..models.prior import PosePriorTransformer
+from ..models.refine import RefineModel
+from ..pose import Keypoints, as_keypoints, extract_pose
+from .common import as_list, load_pipeline, to_pil
+from .inpaint import InpaintPipeline
+from .prior import PriorPipeline
+from .refine import RefinePipeline
+
+STAGES = ("prior", "inpaint", "refine")
+STAGE_TITLES = {"prior": "stage 1 (prior)", "inpaint": "stage 2 (inpaint)", "refine": "stage 3 (refine)"}
+
+
+@dataclass
+class PCDMsOutput(BaseOutput):
+    """``images``: the final images (PIL, or a (batch, 3, height, width) tensor in [0, 1]). On request,
+    the intermediates: ``target_embeds`` (pairs, D), the target CLIP embeddings stage 2 used, and
+    ``coarse_images``, stage 2's images (in the output type)."""
+
+    images: list[Image.Image] | torch.Tensor
+    target_embeds: torch.Tensor | None = None
+    coarse_images: list[Image.Image] | torch.Tensor | None = None
+
+
+PoseInput = Keypoints | str | os.PathLike | Image.Image
+
+
+class PCDMsPipeline(DiffusionPipeline):
+    """The three stages over shared components: one VAE, DINOv2 (``image_encoder``) for stages 2 and 3,
+    CLIP's vision tower (``clip_encoder``) for stage 1, the three denoisers and their schedulers."""
+
+    model_cpu_offload_seq = "clip_encoder->prior->image_encoder->inpaint->refine->vae"
+    _optional_components: ClassVar[list[str]] = [
+        "clip_encoder",
+        "prior",
+        "prior_scheduler",
+        "refine",
+        "refine_scheduler",
+    ]
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        image_encoder: Dinov2Model,
+        inpaint: InpaintModel,
+        inpaint_scheduler: SchedulerMixin,
+        clip_encoder: CLIPVisionModelWithProjection | None = None,
+        prior: PosePriorTransformer | None = None,
+        prior_scheduler: UnCLIPScheduler | None = None,
+        refine: RefineModel | None = None,
+        refine_scheduler: SchedulerMixin | None = None,
+    ):
+        super().__init__()
+        self.register_modules(
+            vae=vae,
+            image_encoder=image_encoder,
+            inpaint=inpaint,
+            inpaint_scheduler=inpaint_scheduler,
+            clip_encoder=clip_encoder,
+            prior=prior,
+            prior_scheduler=prior_scheduler,
+            refine=refine,
+            refine_scheduler=refine_scheduler,
+        )
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stages this pipeline can run: all three, or stage 2 alone for the lite model."""
+        if not self.inpaint.uses_target_embedding:
+            return ("inpaint",)
+        return ("prior", "inpaint", "refine") if self.refine is not None else ("prior", "inpaint")
+
+    def stage_pipeline(self, stage: str) -> PriorPipeline | InpaintPipeline | RefinePipeline:
+        """One stage as its own pipeline, sharing this pipeline's components and progress-bar settings."""
+        if stage == "prior":
+            pipeline = PriorPipeline(self.prior, self.prior_scheduler)
+        elif stage == "inpaint":
+            pipeline = InpaintPipeline(self.vae, self.image_encoder, self.inpaint, self.inpaint_scheduler)
+        else:
+            pipeline = RefinePipeline(self.vae, self.image_encoder, self.refine, self.refine_scheduler)
+        pipeline.set_progress_bar_config(**{"desc": STAGE_TITLES[stage], **getattr(self, "_progress_bar_config", {})})
+        return pipeline
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        source_image: Image.Image | list[Image.Image],
+        target_pose: PoseInput | list[PoseInput],
+        source_pose: PoseInput | list[PoseInput] | None = None,
+        *,
+        target_embeds: torch.Tensor | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        prior_steps: int = 20,
+        prior_guidance: float = 0.0,
+        inpaint_steps: int = 20,
+        inpaint_guidance: float = 2.0,
+        refine_steps: int = 20,
+        refine_guidance: float = 2.0,
+        refine_guidance_rescale: float = 0.0,
+        num_images_per_pair: int = 1,
+        generator: torch.Generator | dict[str, torch.Generator] | None = None,
+        stop_after: str | None = None,
+        return_intermediates: bool = False,
+        output_type: str = "pil",
+    ) -> PCDMsOutput:
+        """Each source person in the target pose.
+
+        Poses: :class:`Keypoints`, pose files (pcdms or OpenPose JSON, PCDMs txt), rendered pose images,
+        or photos whose pose is extracted; ``source_pose`` defaults to the pose extracted from the source
+        image. ``target_embeds`` (pairs, D): skip stage 1 and use these target CLIP embeddings (for example
+        the real target's). ``width`` x ``height``: the output size (default: the size the stage-2 model
+        was trained at; any size works, native aspect included). Steps and guidance are per stage (the
+        official settings by default: stage 1 unguided, stages 2 and 3 at 2.0, UniPC 20 steps).
+        ``generator``: one generator for all stages, or one per stage (``{"prior": g1, "inpaint": g2,
+        "refine": g3}``), so that a stage's result depends only on its inputs and its seed.
+        ``stop_after``: "inpaint" returns stage 2's images (default: the pipeline's last stage). ``return_intermediates``: also return the
+        target embeddings and the coarse images.
+        """
+        stop_after = stop_after or self.stages[-1]
+        if stop_after not in STAGES[1:]:
+            raise ValueError(f"stop_after must be 'inpaint' or 'refine', got {stop_after!r}")
+        if output_type not in ("pil", "pt"):
+            raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
+        if stop_after == "refine" and self.refine is None:
+            raise PcdmsError("this pipeline has no stage 3 (refine); call it with stop_after='inpaint'")
+        sources = [image.convert("RGB") for image in as_list(source_image)]
+        target_poses = [as_keypoints(pose) for pose in as_list(target_pose)]
+        if source_pose is None:
+            source_poses = [extract_pose(image) for image in sources]
+        else:
+            source_poses = [as_keypoints(pose) for pose in as_list(source_pose)]
+        if not len(sources) == len(source_poses) == len(target_poses):
+            raise ValueError(
+                f"batch sizes differ: {len(sources)} source images, {len(source_poses)} source poses, "
+                f"{len(target_poses)} target poses"
+            )
+
+        def generator_for(stage: str) -> torch.Generator | None:
+            return generator.get(stage) if isinstance(generator, dict) else generator
+
+        if self.inpaint.uses_target_embedding and target_embeds is None:
+            if self.prior is None or self.clip_encoder is None:
+                raise PcdmsError("this pipeline has no stage 1 (prior and clip_encoder): pass target_embeds")
+            clip = ClipImageEncoder(self.clip_encoder)
+            target_embeds = self.stage_pipeline("prior")(
+                clip.encode(sources),
+                source_poses,
+                target_poses,
+                num_inference_steps=prior_steps,
+                guidance_scale=prior_guidance,
+                null_embeds=clip.null_embeds() if prior_guidance > 1 else None,
+                generator=generator_for("prior"),
+            ).image_embeds
+        elif not self.inpaint.uses_target_embedding:
+            target_embeds = None
+
+        inpaint = self.stage_pipeline("inpaint")
+        features = inpaint.encode_images(sources)  # once, for stages 2 and 3
+        coarse = inpaint(
+            sources,
+            source_poses,
+            target_poses,
+            target_embeds,
+            width=width,
+            height=height,
+            num_inference_steps=inpaint_steps,
+            guidance_scale=inpaint_guidance,
+            num_images_per_pair=num_images_per_pair,
+            generator=generator_for("inpaint"),
+            image_features=features,
+            output_type="pt",
+        ).images
+        images = coarse
+        if stop_after == "refine":
+            images = self.stage_pipeline("refine")(
+                None,
+                coarse,
+                width=coarse.shape[-1],
+                height=coarse.shape[-2],
+                num_inference_steps=refine_steps,
+                guidance_scale=refine_guidance,
+                guidance_rescale=refine_guidance_rescale,
+                generator=generator_for("refine"),
+                image_features=features.repeat_interleave(num_images_per_pair, dim=0),
+                output_type="pt",
+            ).images
+
+        def as_output(pictures: torch.Tensor):
+            return pictures if output_type == "pt" else to_pil(pictures * 2 - 1)
+
+        if not return_intermediates:
+            return PCDMsOutput(images=as_output(images))
+        embeds = None if target_embeds is None else target_embeds.float().cpu()
+        return PCDMsOutput(images=as_output(images), target_embeds=embeds, coarse_images=as_output(coarse))
+
+
+def load_pcdms_pipeline(folder: str | os.PathLike, **kwargs) -> PCDMsPipeline:
+    """A saved :class:`PCDMsPipeline` (from ``pcdms convert``), from local files only; ``kwargs`` go to
+    ``from_pretrained`` (``dtype``: the weights' precision, default float32; components to replace)."""
+    return load_pipeline(PCDMsPipeline, folder, "PCDMs pipeline", **kwargs)
