@@ -39,21 +39,14 @@ from pcdms.pipelines.inpaint import official_sampling_scheduler
 from pcdms.pipelines.pcdms import PCDMsPipeline
 from pcdms.pipelines.prior import unclip_scheduler
 from pcdms.pose import Keypoints, render_pose
+from pcdms.training import load_config
+from pcdms.training.inpaint import build_inpaint
+from pcdms.training.refine import build_refine
 
 RESULTS = Path(__file__).parent / "results" / "pipeline.jsonl"
 
-# The toy sizes of configs/inpaint-toy.yaml, for stages 2 and 3 alike.
-TINY_UNET = {
-    "block_out_channels": [32, 64],
-    "layers_per_block": 1,
-    "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
-    "attention_head_dim": 4,
-    "norm_num_groups": 8,
-    "cross_attention_dim": 32,
-    "sample_size": 16,
-    "out_channels": 4,
-}
+# The toy models are built as the committed toy configs build them for training.
+CONFIGS = Path(__file__).parent.parent / "configs"
 
 # Stable Diffusion 2.1-base's VAE, DINOv2-giant and OpenCLIP ViT-H/14 (IP-Adapter's image encoder).
 SD_VAE = {
@@ -82,26 +75,15 @@ CLIP_VIT_H = CLIPVisionConfig(
 def build(config: str) -> tuple[PCDMsPipeline, tuple[int, int]]:
     """The pipeline with random weights, and the output size it is benchmarked at."""
     if config == "tiny":
-        prior = PosePriorTransformer(num_attention_heads=2, attention_head_dim=16, num_layers=2, embedding_dim=32)
-        unet = {"class_embed_type": "projection", "projection_class_embeddings_input_dim": 32, "in_channels": 9}
+        embedding_dim = tiny_clip_config().projection_dim
+        prior = load_config(CONFIGS / "prior-toy.yaml").prior
         components = {
             "vae": tiny_vae(),
             "image_encoder": Dinov2Model(tiny_dinov2_config()),
             "clip_encoder": CLIPVisionModelWithProjection(tiny_clip_config()),
-            "prior": prior,
-            "inpaint": InpaintModel(
-                unet_config={**TINY_UNET, **unet},
-                image_feature_dim=32,
-                image_proj_hidden_dim=32,
-                pose_block_channels=(8, 16, 16, 32),
-                resolution=(64, 128),
-            ),
-            "refine": RefineModel(
-                unet_config={**TINY_UNET, "in_channels": 8},
-                image_feature_dim=32,
-                image_proj_hidden_dim=32,
-                resolution=(64, 128),
-            ),
+            "prior": PosePriorTransformer(**prior.architecture, embedding_dim=embedding_dim),
+            "inpaint": build_inpaint(load_config(CONFIGS / "inpaint-toy.yaml").inpaint),
+            "refine": build_refine(load_config(CONFIGS / "refine-toy.yaml").refine),
         }
         size = (64, 128)
     else:

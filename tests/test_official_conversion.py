@@ -140,7 +140,9 @@ def test_a_dinov2_of_another_width_is_named_before_anything_is_written(folders, 
     from pcdms.models.encoders import tiny_dinov2_config
 
     Dinov2Model(tiny_dinov2_config(hidden_size=16)).save_pretrained(tmp_path / "dinov2-16")
-    with pytest.raises(PcdmsError, match=r"takes 32-d DINOv2 tokens, DINOv2 gives 16-d"):
+    with pytest.raises(
+        PcdmsError, match=r"the stage-2 model does not fit its encoders: DINOv2 gives 16-d tokens, the model takes 32-d"
+    ):
         official(folders, tmp_path / "out", dinov2=tmp_path / "dinov2-16")
     assert not (tmp_path / "out").exists()
 

@@ -23,6 +23,7 @@ from .io import atomic_write, load_image, save_image
 from .pose import (
     KEYPOINT_NAMES,
     OFFICIAL,
+    as_keypoints,
     draw_overlay,
     get_extractor,
     load_pose,
@@ -190,8 +191,6 @@ def resolve_device(name: str):
 
 def read_pose_input(path: Path, size: tuple[int, int] | None):
     """A pose file (in the frame of ``size`` where it records none), a pose image, or a photo."""
-    from .pose import as_keypoints
-
     return as_keypoints(path, image_size=size, where=str(path))
 
 
@@ -281,24 +280,37 @@ def resolve_dtype(name: str, device):
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
 
 
-def run_sample_inpaint(args: argparse.Namespace) -> int:
-    import torch
-
-    from .pipelines.inpaint import load_inpaint_pipeline
-
+def load_for_sampling(loader, args: argparse.Namespace):
+    """A stage pipeline (``loader``: load_inpaint_pipeline, ...) for ``sample``: on ``--device``, in ``--dtype``,
+    without progress bars (the command shows its own); and the device."""
     quiet_model_loading()
     device = resolve_device(args.device)
-    pipeline = load_inpaint_pipeline(args.model, dtype=resolve_dtype(args.dtype, device)).to(device)
+    pipeline = loader(args.model, dtype=resolve_dtype(args.dtype, device)).to(device)
     pipeline.set_progress_bar_config(disable=True)
+    return pipeline, device
+
+
+def stage_sampling(args: argparse.Namespace, device, **extra) -> dict:
+    """The call arguments of a stage-2 or stage-3 pipeline that ``sample``'s shared options set."""
+    import torch
+
     width, height = args.size or (None, None)
-    sampling = {
+    return {
         "width": width,
         "height": height,
         "num_inference_steps": args.steps,
         "guidance_scale": args.guidance,
         "num_images_per_pair": args.samples,
         "generator": torch.Generator(device).manual_seed(args.seed),
+        **extra,
     }
+
+
+def run_sample_inpaint(args: argparse.Namespace) -> int:
+    from .pipelines.inpaint import load_inpaint_pipeline
+
+    pipeline, device = load_for_sampling(load_inpaint_pipeline, args)
+    sampling = stage_sampling(args, device)
     if args.data:
         if not args.out:
             raise PcdmsError("sample inpaint --data needs --out, a folder for the images")
@@ -416,24 +428,10 @@ def load_stage1_embedding(folder: Path, pair):
 
 
 def run_sample_refine(args: argparse.Namespace) -> int:
-    import torch
-
     from .pipelines.refine import load_refine_pipeline
 
-    quiet_model_loading()
-    device = resolve_device(args.device)
-    pipeline = load_refine_pipeline(args.model, dtype=resolve_dtype(args.dtype, device)).to(device)
-    pipeline.set_progress_bar_config(disable=True)
-    width, height = args.size or (None, None)
-    sampling = {
-        "width": width,
-        "height": height,
-        "num_inference_steps": args.steps,
-        "guidance_scale": args.guidance,
-        "guidance_rescale": args.guidance_rescale,
-        "num_images_per_pair": args.samples,
-        "generator": torch.Generator(device).manual_seed(args.seed),
-    }
+    pipeline, device = load_for_sampling(load_refine_pipeline, args)
+    sampling = stage_sampling(args, device, guidance_rescale=args.guidance_rescale)
     if args.data:
         if not (args.coarse_images and args.out):
             raise PcdmsError("sample refine --data needs --coarse-images (stage 2's images of the split) and --out")
@@ -652,7 +650,10 @@ def generate_pairs(args: argparse.Namespace, pipeline, settings: dict, generator
             source_path, target_path, source_pose_path = pairs[index]
             try:
                 source = load_image(source_path)
-                source_pose = read_pose_input(source_pose_path or source_path, source.size)
+                if source_pose_path:
+                    source_pose = read_pose_input(source_pose_path, source.size)
+                else:
+                    source_pose = as_keypoints(source, where=str(source_path))
                 batch.append((index, source, source_pose, read_pose_input(target_path, None)))
             except PcdmsError as error:
                 print(f"pcdms: error: {error}", file=sys.stderr)

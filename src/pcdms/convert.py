@@ -82,22 +82,11 @@ def pose_channels(state: dict[str, torch.Tensor]) -> list[int]:
 
 
 def check_pipeline(pipeline: PCDMsPipeline) -> None:
-    """Every component fits the next one, or one line naming each mismatch."""
+    """Every component fits the next one, or one line naming the mismatches (of the first part that does not fit)."""
+    for model in (pipeline.inpaint, pipeline.refine):
+        if model is not None:
+            model.check_encoders(pipeline.vae, pipeline.image_encoder)
     problems = []
-    latent = pipeline.vae.config.latent_channels
-    dinov2_width = pipeline.image_encoder.config.hidden_size
-    denoisers = [("stage-2", pipeline.inpaint, 2 * latent + 1)]
-    if pipeline.refine is not None:
-        denoisers.append(("stage-3", pipeline.refine, 2 * latent))
-    for name, model, channels in denoisers:
-        if model.unet.config.in_channels != channels:
-            problems.append(
-                f"the {name} UNet takes {model.unet.config.in_channels} input channels, the VAE needs {channels}"
-            )
-        if model.config.image_feature_dim != dinov2_width:
-            problems.append(
-                f"the {name} model takes {model.config.image_feature_dim}-d DINOv2 tokens, DINOv2 gives {dinov2_width}-d"
-            )
     if pipeline.prior is not None:
         embedding = pipeline.prior.config.embedding_dim
         if pipeline.clip_encoder is not None and pipeline.clip_encoder.config.projection_dim != embedding:

@@ -28,9 +28,11 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.models.controlnets.controlnet import ControlNetConditioningEmbedding
 
 from ..checkpoints import detect_stage, load_official_state_dict, load_strict
+from ..errors import PcdmsError
 from .sd import (
     SD21_BASE_UNET,
     ImageProjection,
+    encoder_mismatches,
     initialise_from_stable_diffusion,
     plain_config,
     stable_diffusion_unet_config,
@@ -98,6 +100,17 @@ class InpaintModel(ModelMixin, ConfigMixin):
     def pose_scale(self) -> int:
         """How many pose-map pixels make one side of a pose feature (8 for the official encoder)."""
         return 2 ** (len(self.config.pose_block_channels) - 1)
+
+    def check_encoders(self, vae, dinov2) -> None:
+        """One line naming what keeps this model from working with ``vae`` and ``dinov2``, instead of a shape
+        error deep inside the first step."""
+        latent_channels = vae.config.latent_channels
+        vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
+        problems = encoder_mismatches(self, vae, dinov2, latent_channels + 1, f"twice {latent_channels} and the mask")
+        if self.pose_scale != vae_scale:
+            problems.append(f"the pose encoder scales by 1/{self.pose_scale}, the VAE by 1/{vae_scale}")
+        if problems:
+            raise PcdmsError("the stage-2 model does not fit its encoders: " + "; ".join(problems))
 
     def condition(
         self, image_features: torch.Tensor, target_embeds: torch.Tensor | None

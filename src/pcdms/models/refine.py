@@ -18,9 +18,11 @@ from diffusers import ConfigMixin, ModelMixin, UNet2DConditionModel
 from diffusers.configuration_utils import register_to_config
 
 from ..checkpoints import load_official_state_dict, load_strict
+from ..errors import PcdmsError
 from .sd import (
     SD21_BASE_UNET,
     ImageProjection,
+    encoder_mismatches,
     initialise_from_stable_diffusion,
     plain_config,
     stable_diffusion_unet_config,
@@ -58,6 +60,15 @@ class RefineModel(ModelMixin, ConfigMixin):
     @property
     def latent_channels(self) -> int:
         return self.unet.config.in_channels // 2
+
+    def check_encoders(self, vae, dinov2) -> None:
+        """One line naming what keeps this model from working with ``vae`` and ``dinov2``, instead of a shape
+        error deep inside the first step."""
+        latent_channels = vae.config.latent_channels
+        inputs = f"twice {latent_channels}: the noisy latents and the coarse image's"
+        problems = encoder_mismatches(self, vae, dinov2, latent_channels, inputs)
+        if problems:
+            raise PcdmsError("the stage-3 model does not fit its encoders: " + "; ".join(problems))
 
     def condition(self, image_features: torch.Tensor) -> torch.Tensor:
         """The cross-attention context: the source's projected image tokens (batch, 257, width)."""

@@ -82,3 +82,24 @@ def initialise_from_stable_diffusion(unet: UNet2DConditionModel, folder: str | o
     official code: the widened ``conv_in.weight`` and new embeddings stay fresh, ``conv_in.bias`` is SD's)."""
     report = load_matching(unet, read_diffusers_weights(folder, subfolder="unet"))
     print(f"{stage} UNet initialised from {folder}: {report.summary()}")
+
+
+def encoder_mismatches(model, vae: ConfigMixin, dinov2, condition_channels: int, inputs: str) -> list[str]:
+    """What keeps a stage-2 or stage-3 ``model`` from working with ``vae`` and ``dinov2``: its UNet takes the
+    noisy latents and ``condition_channels`` more (``inputs`` says which) and predicts latents; its
+    projection takes DINOv2's tokens."""
+    latent_channels = vae.config.latent_channels
+    unet = model.unet.config
+    problems = []
+    if unet.in_channels != latent_channels + condition_channels:
+        problems.append(
+            f"the UNet takes {unet.in_channels} input channels, the VAE's latents need "
+            f"{latent_channels + condition_channels} ({inputs})"
+        )
+    if unet.out_channels != latent_channels:
+        problems.append(f"the UNet predicts {unet.out_channels} channels, the VAE's latents have {latent_channels}")
+    if dinov2.config.hidden_size != model.config.image_feature_dim:
+        problems.append(
+            f"DINOv2 gives {dinov2.config.hidden_size}-d tokens, the model takes {model.config.image_feature_dim}-d"
+        )
+    return problems

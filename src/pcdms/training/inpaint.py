@@ -17,8 +17,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import PartialState
-from diffusers import AutoencoderKL
-from transformers import Dinov2Model
 
 from ..data.canvas import CanvasPairs
 from ..data.embeddings import cached_embeddings
@@ -41,7 +39,7 @@ class InpaintTask(LatentTask):
         super().__init__(config, mixed_precision)
         dataset = open_training_data(data)
         self.model = build_inpaint(config)
-        check_components(self.model, self.vae, self.dinov2)
+        self.model.check_encoders(self.vae, self.dinov2)
         self.layout = self.padded_layout(self.model)
 
         embeds, self.null_embeds = None, None
@@ -88,23 +86,3 @@ class InpaintTask(LatentTask):
 def build_inpaint(config: InpaintConfig) -> InpaintModel:
     """The stage-2 model to train (see :func:`build_model`)."""
     return build_model(InpaintModel, INPAINT_CHANGES, config, "inpaint", "stage-2 model")
-
-
-def check_components(model: InpaintModel, vae: AutoencoderKL, dinov2: Dinov2Model) -> None:
-    """One line naming the mismatch, instead of a shape error deep inside the first step."""
-    latent_channels = vae.config.latent_channels
-    vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
-    problems = []
-    if model.unet.config.in_channels != 2 * latent_channels + 1:
-        problems.append(
-            f"the UNet takes {model.unet.config.in_channels} input channels, the VAE's latents need "
-            f"{2 * latent_channels + 1} (twice {latent_channels} and the mask)"
-        )
-    if model.pose_scale != vae_scale:
-        problems.append(f"the pose encoder scales by 1/{model.pose_scale}, the VAE by 1/{vae_scale}")
-    if dinov2.config.hidden_size != model.config.image_feature_dim:
-        problems.append(
-            f"DINOv2 gives {dinov2.config.hidden_size}-d tokens, the model takes {model.config.image_feature_dim}-d"
-        )
-    if problems:
-        raise PcdmsError("the stage-2 model does not fit its encoders: " + "; ".join(problems))

@@ -18,8 +18,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL
-from transformers import Dinov2Model
 
 from ..data.dataset import PoseTransferDataset
 from ..data.refine import RefinePairs, coarse_images_command, missing_coarse_images, pair_image_name
@@ -42,7 +40,7 @@ class RefineTask(LatentTask):
         dataset = training_pairs(config, data)
         super().__init__(config, mixed_precision)
         self.model = build_refine(config)
-        check_components(self.model, self.vae, self.dinov2)
+        self.model.check_encoders(self.vae, self.dinov2)
         self.layout = self.padded_layout(self.model)
         self.dataset = RefinePairs(dataset, self.layout, CLIPImageProcessor(), config.coarse_images)
 
@@ -84,23 +82,3 @@ def training_pairs(config: RefineConfig, data: DataConfig) -> PoseTransferDatase
 def build_refine(config: RefineConfig) -> RefineModel:
     """The stage-3 model to train (see :func:`build_model`)."""
     return build_model(RefineModel, REFINE_CHANGES, config, "refine", "stage-3 model")
-
-
-def check_components(model: RefineModel, vae: AutoencoderKL, dinov2: Dinov2Model) -> None:
-    """One line naming the mismatch, instead of a shape error deep inside the first step."""
-    latent_channels = vae.config.latent_channels
-    unet = model.unet.config
-    problems = []
-    if unet.in_channels != 2 * latent_channels:
-        problems.append(
-            f"the UNet takes {unet.in_channels} input channels, the VAE's latents need {2 * latent_channels} "
-            f"(twice {latent_channels}: the noisy latents and the coarse image's)"
-        )
-    if unet.out_channels != latent_channels:
-        problems.append(f"the UNet predicts {unet.out_channels} channels, the VAE's latents have {latent_channels}")
-    if dinov2.config.hidden_size != model.config.image_feature_dim:
-        problems.append(
-            f"DINOv2 gives {dinov2.config.hidden_size}-d tokens, the model takes {model.config.image_feature_dim}-d"
-        )
-    if problems:
-        raise PcdmsError("the stage-3 model does not fit its encoders: " + "; ".join(problems))
