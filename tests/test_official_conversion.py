@@ -4,6 +4,7 @@ corrupt, truncated or holding arbitrary objects are named in one line and leave 
 on a converted pipeline."""
 
 import argparse
+import json
 
 import numpy as np
 import pytest
@@ -242,7 +243,10 @@ def test_generate_a_pairs_file_resumes_and_reports_bad_pairs(converted, inputs, 
     status, out, err = run(capsys, *argv)
     assert status == 1
     assert "missing.png" in err and "Traceback" not in err
-    assert sorted(path.name for path in (inputs / "out").iterdir()) == ["person_to_drawn.png", "person_to_target.png"]
+    assert sorted(path.name for path in (inputs / "out").glob("*.png")) == [
+        "person_to_drawn.png",
+        "person_to_target.png",
+    ]
     assert "2 pairs generated, 0 already there" in out
     status, out, _ = run(capsys, *argv[:-4], "--size", "64x128", "--steps", "2")
     assert "already there" in out and "2 already there" in out
@@ -295,3 +299,99 @@ def test_generate_errors_are_one_line(converted, inputs, capsys, monkeypatch):
         )
     assert usage_error.value.code == 2
     assert "the stage is one of prior, inpaint, refine" in capsys.readouterr().err
+
+
+class FakeProcess:
+    """What ``accelerate.PartialState`` tells one of ``count`` processes."""
+
+    def __init__(self, index, count):
+        self.process_index, self.num_processes = index, count
+        self.is_main_process = self.is_local_main_process = index == 0
+        self.device = torch.device("cpu")
+
+    def wait_for_everyone(self):
+        pass
+
+
+def pixels(path):
+    return np.asarray(Image.open(path), dtype=np.int16)
+
+
+def test_generate_pairs_gives_the_same_images_batched_resumed_or_sharded(converted, inputs, capsys, monkeypatch):
+    from pcdms.pose import read_pose_json, write_pose_json
+
+    write_pose_json(inputs / "raised.json", read_pose_json(inputs / "target.json").hflip())
+    write_pose_json(inputs / "again.json", read_pose_json(inputs / "target.json"))
+    (inputs / "pairs.csv").write_text(
+        "person.png,target.json,person.json\nperson.png,raised.json,person.json\nperson.png,again.json,person.json\n"
+    )
+
+    def generate(out, *options):
+        argv = ["generate", "--model", converted, "--pairs", inputs / "pairs.csv", "--out", inputs / out]
+        status, printed, err = run(capsys, *argv, "--size", "64x128", "--steps", "2", *options)
+        assert status == 0, err
+        return printed
+
+    generate("batched", "--batch-size", "3")
+    names = sorted(path.name for path in (inputs / "batched").glob("*.png"))
+    assert len(names) == 3
+    # A pair's noise comes from its own generator: alone or in a batch of 3, the same image (batched matmuls
+    # round differently in the last bits: at most one level of 255 here).
+    generate("alone", "--batch-size", "1")
+    for name in names:
+        assert np.abs(pixels(inputs / "alone" / name) - pixels(inputs / "batched" / name)).max() <= 1
+    # Two processes of an accelerate launch share the pairs out; together they write each pair once.
+    for index in (0, 1):
+        monkeypatch.setattr("accelerate.PartialState", lambda index=index: FakeProcess(index, 2))
+        printed = generate("sharded", "--batch-size", "3")
+        assert f"{2 - index} pairs generated (process {index + 1} of 2)" in printed
+    for name in names:
+        assert np.abs(pixels(inputs / "sharded" / name) - pixels(inputs / "batched" / name)).max() <= 1
+    monkeypatch.undo()
+    # An interrupted run resumes with the missing pair only, and writes the image it would have written.
+    (inputs / "batched" / names[1]).unlink()
+    assert "1 pairs generated, 2 already there" in generate("batched", "--batch-size", "3")
+    assert np.abs(pixels(inputs / "batched" / names[1]) - pixels(inputs / "alone" / names[1])).max() <= 1
+
+
+def test_generate_best_of_is_an_oracle_selection_labelled_in_the_evaluation(converted, inputs, capsys):
+    from pcdms.evaluation.ssim import ssim
+    from pcdms.pose import read_pose_json
+
+    truth = inputs / "truth"
+    truth.mkdir()
+    body_image(read_pose_json(inputs / "target.json")).resize((64, 128)).save(truth / "target.png")
+    (inputs / "pairs.csv").write_text("person.png,target.json,person.json\n")
+    argv = ["generate", "--model", converted, "--pairs", inputs / "pairs.csv", "--size", "64x128", "--steps", "2"]
+    status, _, err = run(capsys, *argv, "--out", inputs / "best", "--best-of", "3", "--ground-truth", truth)
+    assert status == 0, err
+    status, _, err = run(capsys, *argv, "--out", inputs / "all", "--samples", "3")
+    assert status == 0, err
+    samples = [inputs / "all" / f"person_to_target_{index}.png" for index in range(3)]
+    target = torch.from_numpy(pixels(truth / "target.png") / 255).permute(2, 0, 1)[None]
+    scores = [ssim(torch.from_numpy(pixels(path) / 255).permute(2, 0, 1)[None], target).item() for path in samples]
+    assert len(set(scores)) == 3
+    best = samples[int(np.argmax(scores))]
+    assert np.abs(pixels(inputs / "best" / "person_to_target.png") - pixels(best)).max() <= 1
+    manifest = json.loads((inputs / "best" / "pcdms-generate.json").read_text())
+    assert manifest["best_of"] == 3 and manifest["selection"].startswith("oracle: best of 3 samples per pair")
+    status, out, err = run(
+        capsys, "evaluate", "--generated", inputs / "best", "--ground-truth", truth, "--size", "128x64",
+        "--skip", "pckh",
+    )  # fmt: skip
+    assert status == 0, err
+    assert out.startswith("ORACLE SELECTION: best of 3 samples per pair, chosen by SSIM to the ground truth")
+    report = json.loads((inputs / "best" / "pcdms-evaluate-pcdms-128x64.json").read_text())
+    assert report["oracle_selection"]["best_of"] == 3 and report["pairs"] == 1
+    assert report["skipped"] == {
+        "lpips": "skipped: needs --alexnet FILE (torchvision's AlexNet weights)",
+        "fid": "skipped: needs --real DIR (the training images)",
+        "pckh": "skipped: --skip",
+    }
+    # The same folder cannot take images of another selection, nor --best-of go without the ground truth.
+    status, _, err = run(capsys, *argv, "--out", inputs / "best", "--best-of", "2", "--ground-truth", truth)
+    assert status == 1
+    assert_one_line_error(err, "holds images chosen as best of 3, not 2; write to another folder")
+    status, _, err = run(capsys, *argv, "--out", inputs / "x", "--best-of", "2")
+    assert status == 1
+    assert_one_line_error(err, "--best-of needs --pairs and --ground-truth")

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import generators
 from pcdms.models import PosePriorTransformer
 from pcdms.pipelines import PriorPipeline, unclip_scheduler
 from pcdms.pose import FRACTION
@@ -126,3 +127,18 @@ def test_pipeline_folder_round_trip(tmp_path, pipeline):
     first = pipeline(*conditions(), generator=torch.Generator().manual_seed(1)).image_embeds
     second = loaded(*conditions(), generator=torch.Generator().manual_seed(1)).image_embeds
     assert torch.equal(first, second)
+
+
+def test_a_list_of_generators_seeds_each_pair_on_its_own(pipeline):
+    """Pair 1 with generator 42 samples the same embedding alone as in a batch of three, guided or not. The
+    batched matmuls round differently in the last bits: measured at most 7e-7 unguided, 2e-6 guided
+    (with 1 or 2 threads)."""
+    source, source_pose, target_pose = conditions()
+    null = torch.full((1, 12), 3.0)
+    for guidance in (0.0, 3.0):
+        settings = {"guidance_scale": guidance, "null_embeds": null}
+        alone = pipeline(source[1:2], source_pose[1:2], target_pose[1:2], generator=generators(42), **settings)
+        batched = pipeline(source, source_pose, target_pose, generator=generators(7, 42, 9), **settings)
+        torch.testing.assert_close(alone.image_embeds, batched.image_embeds[1:2], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="2 generators for 3 pairs"):
+        pipeline(source, source_pose, target_pose, generator=generators(1, 2))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
@@ -84,13 +85,53 @@ def load_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
         raise PcdmsError(f"{path}: no such checkpoint file")
     data = _torch_load(path)
     state = data.get("module", data) if isinstance(data, dict) else None
-    if (
-        not isinstance(state, dict)
-        or not state
-        or not all(isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items())
-    ):
+    if not _is_state_dict(state):
         raise PcdmsError(f"{path}: not a checkpoint of model weights (expected a 'module' dict of tensors)")
     return state
+
+
+def _is_state_dict(data) -> bool:
+    return (
+        isinstance(data, dict)
+        and bool(data)
+        and all(isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in data.items())
+    )
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A plain state dict: a ``.safetensors`` file, or a dict of tensors saved with ``torch.save`` (read weights-only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PcdmsError(f"{path}: no such weights file")
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(path)
+        except SafetensorError as error:
+            raise PcdmsError(f"{path}: not a readable safetensors file ({error})") from None
+    state = _torch_load(path)
+    if not _is_state_dict(state):
+        raise PcdmsError(f"{path}: not a state dict (expected a dict of tensors)")
+    return state
+
+
+def check_state_dict(
+    state_dict: dict[str, torch.Tensor], expected_shapes: dict[str, torch.Size], source, description: str
+) -> None:
+    """Raise a one-line error counting the missing, unexpected and wrongly shaped keys and naming the first of each."""
+    missing = [key for key in expected_shapes if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected_shapes]
+    wrong_shape = [
+        f"{key} {tuple(state_dict[key].shape)} (model: {tuple(shape)})"
+        for key, shape in expected_shapes.items()
+        if key in state_dict and state_dict[key].shape != shape
+    ]
+    problems = [
+        f"{len(items)} {label} (first: {items[0]})"
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("of the wrong shape", wrong_shape))
+        if items
+    ]
+    if problems:
+        raise PcdmsError(f"{source}: does not match {description}: " + "; ".join(problems) + " keys")
 
 
 def load_strict(
@@ -104,23 +145,8 @@ def load_strict(
             f"{source}: this is a {STAGE_NAMES[stage]} checkpoint (keys like {example!r}), "
             f"not a {STAGE_NAMES[expected_stage]} one"
         )
-    expected = model.state_dict()
-    missing = [key for key in expected if key not in state_dict]
-    unexpected = [key for key in state_dict if key not in expected]
-    wrong_shape = [
-        f"{key} {tuple(state_dict[key].shape)} (model: {tuple(expected[key].shape)})"
-        for key in expected
-        if key in state_dict and state_dict[key].shape != expected[key].shape
-    ]
-    problems = [
-        f"{len(items)} {label} (first: {items[0]})"
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("of the wrong shape", wrong_shape))
-        if items
-    ]
-    if problems:
-        raise PcdmsError(
-            f"{source}: does not match the {STAGE_NAMES[expected_stage]}: " + "; ".join(problems) + " keys"
-        )
+    expected_shapes = {key: value.shape for key, value in model.state_dict().items()}
+    check_state_dict(state_dict, expected_shapes, source, f"the {STAGE_NAMES[expected_stage]}")
     model.load_state_dict(state_dict, strict=True)
 
 

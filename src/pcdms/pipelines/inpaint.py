@@ -27,7 +27,16 @@ from ..data.canvas import CanvasLayout
 from ..models.encoders import CLIPImageProcessor, clip_pixels, image_features
 from ..models.inpaint import InpaintModel
 from ..pose.keypoints import Keypoints
-from .common import as_list, decode, load_pipeline, step_arguments, to_pil
+from .common import (
+    Generators,
+    as_list,
+    decode,
+    image_generators,
+    load_pipeline,
+    pair_generators,
+    step_arguments,
+    to_pil,
+)
 
 # Stable Diffusion 2.1-base's noise schedule, which stages 2 and 3 keep.
 SD_SCHEDULE = {
@@ -114,7 +123,7 @@ class InpaintPipeline(DiffusionPipeline):
         num_inference_steps: int = 20,
         guidance_scale: float = 2.0,
         num_images_per_pair: int = 1,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         image_features: torch.Tensor | None = None,
         output_type: str = "pil",
     ) -> InpaintOutput:
@@ -124,8 +133,10 @@ class InpaintPipeline(DiffusionPipeline):
         training pair, the real target's (not needed by the lite model). ``width`` x ``height``: the
         size of one half and of the output (default: the model's training size; the official one is
         512x512; for example 352x512 keeps DeepFashion's aspect). Guidance is on above 1.
-        ``image_features``: the sources' DINOv2 tokens if already computed. ``output_type``: "pil", or
-        "pt" for a (batch * num_images_per_pair, 3, height, width) tensor in [0, 1].
+        ``generator``: one, or a list with one per pair so that each pair's images depend only on its
+        own generator, not on the rest of the batch. ``image_features``: the sources' DINOv2 tokens if
+        already computed. ``output_type``: "pil", or "pt" for a (batch * num_images_per_pair, 3, height,
+        width) tensor in [0, 1].
         """
         sources = [image.convert("RGB") for image in as_list(source_image)]
         source_poses, target_poses = as_list(source_pose), as_list(target_pose)
@@ -139,12 +150,14 @@ class InpaintPipeline(DiffusionPipeline):
         device, dtype = self._execution_device, self.inpaint.dtype
         layout = self.layout(width, height)
         guided = guidance_scale > 1.0
+        pair_generator = pair_generators(generator, len(sources))
+        image_generator = image_generators(generator, len(sources), num_images_per_pair)
 
         if image_features is None:
             image_features = self.encode_images(sources)
         context, class_labels = self.inpaint.condition(image_features.to(device), target_embeds)
         masked = torch.stack([layout.image_canvas(image, None) for image in sources]).to(device, self.vae.dtype)
-        masked_latents = self.vae.encode(masked).latent_dist.sample(generator) * self.vae.config.scaling_factor
+        masked_latents = self.vae.encode(masked).latent_dist.sample(pair_generator) * self.vae.config.scaling_factor
         pose_features = self.inpaint.encode_pose(
             torch.stack([layout.pose_canvas(s, t) for s, t in zip(source_poses, target_poses, strict=True)]).to(device)
         )
@@ -166,10 +179,13 @@ class InpaintPipeline(DiffusionPipeline):
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         latents = randn_tensor(
-            (batch, self.vae.config.latent_channels, *mask.shape[2:]), generator=generator, device=device, dtype=dtype
+            (batch, self.vae.config.latent_channels, *mask.shape[2:]),
+            generator=image_generator,
+            device=device,
+            dtype=dtype,
         )
         latents = latents * self.scheduler.init_noise_sigma
-        extra = step_arguments(self.scheduler, generator)
+        extra = step_arguments(self.scheduler, image_generator)
         for timestep in self.progress_bar(self.scheduler.timesteps):
             noisy = self.scheduler.scale_model_input(latents, timestep)
             noisy = torch.cat([noisy, noisy]) if guided else noisy

@@ -33,7 +33,7 @@ from ..models.inpaint import InpaintModel
 from ..models.prior import PosePriorTransformer
 from ..models.refine import RefineModel
 from ..pose import Keypoints, as_keypoints, extract_pose
-from .common import as_list, load_pipeline, to_pil
+from .common import Generators, as_list, image_generators, load_pipeline, pair_generators, to_pil
 from .inpaint import InpaintPipeline
 from .prior import PriorPipeline
 from .refine import RefinePipeline
@@ -130,7 +130,7 @@ class PCDMsPipeline(DiffusionPipeline):
         refine_guidance: float = 2.0,
         refine_guidance_rescale: float = 0.0,
         num_images_per_pair: int = 1,
-        generator: torch.Generator | dict[str, torch.Generator] | None = None,
+        generator: Generators | dict[str, Generators] = None,
         stop_after: str | None = None,
         return_intermediates: bool = False,
         output_type: str = "pil",
@@ -144,7 +144,8 @@ class PCDMsPipeline(DiffusionPipeline):
         was trained at; any size works, native aspect included). Steps and guidance are per stage (the
         official settings by default: stage 1 unguided, stages 2 and 3 at 2.0, UniPC 20 steps).
         ``generator``: one generator for all stages, or one per stage (``{"prior": g1, "inpaint": g2,
-        "refine": g3}``), so that a stage's result depends only on its inputs and its seed.
+        "refine": g3}``), so that a stage's result depends only on its inputs and its seed; each may be a
+        list with one generator per pair, so that a pair's images do not depend on the rest of the batch.
         ``stop_after``: "inpaint" returns stage 2's images (default: the pipeline's last stage). ``return_intermediates``: also return the
         target embeddings and the coarse images.
         """
@@ -167,8 +168,14 @@ class PCDMsPipeline(DiffusionPipeline):
                 f"{len(target_poses)} target poses"
             )
 
-        def generator_for(stage: str) -> torch.Generator | None:
-            return generator.get(stage) if isinstance(generator, dict) else generator
+        def generator_for(stage: str) -> Generators:
+            given = generator.get(stage) if isinstance(generator, dict) else generator
+            # Stage 3 refines each of stage 2's images on its own: a pair's generator serves all its images.
+            if stage == "refine":
+                return image_generators(given, len(sources), num_images_per_pair)
+            return pair_generators(given, len(sources))
+
+        generators = {stage: generator_for(stage) for stage in STAGES}  # lengths checked before any stage runs
 
         if self.inpaint.uses_target_embedding and target_embeds is None:
             if self.prior is None or self.clip_encoder is None:
@@ -181,7 +188,7 @@ class PCDMsPipeline(DiffusionPipeline):
                 num_inference_steps=prior_steps,
                 guidance_scale=prior_guidance,
                 null_embeds=clip.null_embeds() if prior_guidance > 1 else None,
-                generator=generator_for("prior"),
+                generator=generators["prior"],
             ).image_embeds
         elif not self.inpaint.uses_target_embedding:
             target_embeds = None
@@ -198,7 +205,7 @@ class PCDMsPipeline(DiffusionPipeline):
             num_inference_steps=inpaint_steps,
             guidance_scale=inpaint_guidance,
             num_images_per_pair=num_images_per_pair,
-            generator=generator_for("inpaint"),
+            generator=generators["inpaint"],
             image_features=features,
             output_type="pt",
         ).images
@@ -212,7 +219,7 @@ class PCDMsPipeline(DiffusionPipeline):
                 num_inference_steps=refine_steps,
                 guidance_scale=refine_guidance,
                 guidance_rescale=refine_guidance_rescale,
-                generator=generator_for("refine"),
+                generator=generators["refine"],
                 image_features=features.repeat_interleave(num_images_per_pair, dim=0),
                 output_type="pt",
             ).images

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..data.embeddings import PriorPairs
 from ..models.prior import PosePriorTransformer
-from .common import load_pipeline
+from .common import Generators, load_pipeline, pair_generators
 
 GUIDANCE_DROPS = ("source_image", "source_pose", "target_pose")
 
@@ -69,14 +69,15 @@ class PriorPipeline(DiffusionPipeline):
         guidance_scale: float = 0.0,
         null_embeds: torch.Tensor | None = None,
         guidance_drops: tuple[str, ...] = ("source_image",),
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
     ) -> PriorOutput:
         """Sample target embeddings for a batch of pairs.
 
         ``source_embeds``: (batch, embedding_dim) CLIP embeddings of the source images. Poses:
         Keypoints (one or a list), or (batch, 36) tensors already in the prior's convention.
         Guidance is on when ``guidance_scale > 1``; dropping the source image needs ``null_embeds``
-        (``ClipImageEncoder.null_embeds()``).
+        (``ClipImageEncoder.null_embeds()``). ``generator``: one, or a list with one per pair so that
+        each pair's sample depends only on its own generator, not on the rest of the batch.
         """
         prior = self.prior
         source_embeds = source_embeds.to(prior.device, prior.dtype).reshape(-1, prior.config.embedding_dim)
@@ -89,6 +90,7 @@ class PriorPipeline(DiffusionPipeline):
             )
         if num_inference_steps < 2:
             raise ValueError(f"the UnCLIP sampler needs at least 2 steps, got {num_inference_steps}")
+        generator = pair_generators(generator, batch)
         guided = guidance_scale > 1.0
         if guided:
             source_embeds, source_pose, target_pose = self._with_unconditional(

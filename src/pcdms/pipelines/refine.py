@@ -28,7 +28,16 @@ from transformers import Dinov2Model
 from ..data.canvas import CanvasLayout, image_tensor
 from ..models.encoders import CLIPImageProcessor, clip_pixels, image_features
 from ..models.refine import RefineModel
-from .common import as_list, decode, load_pipeline, step_arguments, to_pil
+from .common import (
+    Generators,
+    as_list,
+    decode,
+    image_generators,
+    load_pipeline,
+    pair_generators,
+    step_arguments,
+    to_pil,
+)
 
 
 @dataclass
@@ -100,7 +109,7 @@ class RefinePipeline(DiffusionPipeline):
         guidance_scale: float = 2.0,
         guidance_rescale: float = 0.0,
         num_images_per_pair: int = 1,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         image_features: torch.Tensor | None = None,
         output_type: str = "pil",
     ) -> RefineOutput:
@@ -109,8 +118,10 @@ class RefinePipeline(DiffusionPipeline):
         ``coarse_image``: stage 2's outputs, PIL images or a (batch, 3, h, w) tensor in [0, 1].
         ``width`` x ``height``: the output size (default: the model's training size; official
         512x512). Guidance is on above 1; ``guidance_rescale`` is off by default (see the module
-        docstring). ``image_features``: the sources' DINOv2 tokens if already computed (stage 2
-        computed them). ``output_type``: "pil", or "pt" for a tensor in [0, 1].
+        docstring). ``generator``: one, or a list with one per coarse image so that each image's
+        refinements depend only on its own generator, not on the rest of the batch. ``image_features``: the
+        sources' DINOv2 tokens if already computed (stage 2 computed them). ``output_type``: "pil", or
+        "pt" for a tensor in [0, 1].
         """
         if output_type not in ("pil", "pt"):
             raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
@@ -122,9 +133,11 @@ class RefinePipeline(DiffusionPipeline):
         if coarse.shape[0] != image_features.shape[0]:
             raise ValueError(f"batch sizes differ: {image_features.shape[0]} sources, {coarse.shape[0]} coarse images")
         guided = guidance_scale > 1.0
+        pair_generator = pair_generators(generator, coarse.shape[0])
+        image_generator = image_generators(generator, coarse.shape[0], num_images_per_pair)
 
         context = self.refine.condition(image_features.to(device))
-        coarse_latents = self.vae.encode(coarse).latent_dist.sample(generator) * self.vae.config.scaling_factor
+        coarse_latents = self.vae.encode(coarse).latent_dist.sample(pair_generator) * self.vae.config.scaling_factor
         context, coarse_latents = (x.repeat_interleave(num_images_per_pair, dim=0) for x in (context, coarse_latents))
         batch, coarse_latents = context.shape[0], coarse_latents.to(dtype)
         if guided:
@@ -134,12 +147,12 @@ class RefinePipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         latents = randn_tensor(
             (batch, self.refine.latent_channels, *coarse_latents.shape[2:]),
-            generator=generator,
+            generator=image_generator,
             device=device,
             dtype=dtype,
         )
         latents = latents * self.scheduler.init_noise_sigma
-        extra = step_arguments(self.scheduler, generator)
+        extra = step_arguments(self.scheduler, image_generator)
         for timestep in self.progress_bar(self.scheduler.timesteps):
             noisy = self.scheduler.scale_model_input(latents, timestep)
             noisy = torch.cat([noisy, noisy]) if guided else noisy
