@@ -342,7 +342,7 @@ def test_generate_pairs_gives_the_same_images_batched_resumed_or_sharded(convert
         assert np.abs(pixels(inputs / "alone" / name) - pixels(inputs / "batched" / name)).max() <= 1
     # Two processes of an accelerate launch share the pairs out; together they write each pair once.
     for index in (0, 1):
-        monkeypatch.setattr("accelerate.PartialState", lambda index=index: FakeProcess(index, 2))
+        monkeypatch.setattr("accelerate.PartialState", lambda index=index, **_: FakeProcess(index, 2))
         printed = generate("sharded", "--batch-size", "3")
         assert f"{2 - index} pairs generated (process {index + 1} of 2)" in printed
     for name in names:

@@ -581,12 +581,13 @@ def run_generate(args: argparse.Namespace) -> int:
         raise PcdmsError("generate needs --source and --target-pose (or --pairs FILE for a batch)")
     if args.best_of > 1 and (args.pairs is None or args.ground_truth is None or args.samples != 1):
         raise PcdmsError("--best-of needs --pairs and --ground-truth, and one image per pair (no --samples)")
-    if args.pairs is not None and args.device == "auto":
+    device = resolve_device(args.device)
+    if args.pairs is not None:
         from accelerate import PartialState
 
-        device = PartialState().device  # under accelerate launch, each process's own GPU
-    else:
-        device = resolve_device(args.device)
+        # Under accelerate launch or torchrun, each process takes its share of the pairs, on its own GPU.
+        state = PartialState(cpu=device.type == "cpu")
+        device = state.device if args.device == "auto" else device
     pipeline = load_pcdms_pipeline(model, dtype=resolve_dtype(args.dtype, device)).to(device)
     steps = per_stage(args.steps, {stage: 20 for stage in STAGE_NAMES})
     guidance = per_stage(args.guidance, {"prior": 0.0, "inpaint": 2.0, "refine": 2.0}, stages=("inpaint", "refine"))
