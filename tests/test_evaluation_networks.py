@@ -293,3 +293,27 @@ def test_lpips_packages_linear_weights_load(lpips_files):
     lpips = load_lpips(lpips_files[0])
     assert isinstance(lpips, LPIPS)
     assert torch.equal(lpips.lins[4].weight, read_state_dict(path)["lin4.model.1.weight"])
+
+
+@pytest.mark.parametrize("protocol", ["pcdms", "cfld"])
+def test_evaluate_command_computes_lpips_with_the_named_weights(tmp_path, lpips_files, capsys, protocol):
+    import json
+
+    from pcdms.evaluation.protocol import get_protocol, read_for_protocol
+    from test_cli import run
+    from test_evaluation import write_folders
+
+    alexnet_path, linear_path, _, _ = lpips_files
+    generated, truth, _ = write_folders(tmp_path, count=3)
+    status, out, err = run(
+        capsys, "evaluate", "--generated", generated, "--ground-truth", truth, "--protocol", protocol,
+        "--size", "128x88", "--skip", "pckh", "--alexnet", alexnet_path, "--lpips-linear", linear_path,
+    )  # fmt: skip
+    assert status == 0, err
+    report = json.loads((generated / f"pcdms-evaluate-{protocol}-128x88.json").read_text())
+    settings = get_protocol(protocol, "128x88")
+    predictions = torch.stack([read_for_protocol(path, settings) for path in sorted(generated.glob("*.png"))])
+    targets = torch.stack([read_for_protocol(path, settings) for path in sorted(truth.iterdir())])
+    expected = load_lpips(alexnet_path, linear_path)(predictions, targets, normalize=protocol == "cfld").mean()
+    assert report["metrics"]["lpips"] == pytest.approx(expected.item(), rel=1e-6)
+    assert "LPIPS" in out and "lpips" not in report["skipped"]
