@@ -131,6 +131,26 @@ def run_data_prepare_poses(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def run_data_street(args: argparse.Namespace) -> int:
+    from .data.street import DEBIAN_VIDEO, StreetSettings, build_street_dataset
+
+    video = args.video or DEBIAN_VIDEO
+    if args.video is None and not video.is_file():
+        raise PcdmsError(
+            f"no --video given and Debian's opencv-doc video is not at {video}: install the opencv-doc package "
+            "(apt install opencv-doc) or pass --video FILE"
+        )
+    settings = StreetSettings(every=args.every, max_frames=args.max_frames, seed=args.seed)
+    summary = build_street_dataset(args.out, video, get_extractor(args.extractor), settings)
+    print(
+        f"street dataset from {video.name}: {summary.frames} frames, {summary.tracks} tracks; "
+        f"train {summary.crops['train']} crops of {summary.people['train']} tracks, {summary.pairs['train']} pairs "
+        f"(frames before {summary.split_frame - settings.gap_frames}); test {summary.crops['test']} crops of "
+        f"{summary.people['test']} tracks, {summary.pairs['test']} pairs (frames from {summary.split_frame}); in {args.out}"
+    )
+    return 0
+
+
 def run_toy(args: argparse.Namespace) -> int:
     from .data.toy import write_tiny_clip, write_tiny_dinov2, write_toy_dataset, write_toy_vae
 
@@ -1075,6 +1095,15 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--format", choices=("jpg", "png"), default="jpg", help="pose map format (official: jpg)")
     prepare.add_argument("--overwrite", action="store_true", help="rewrite files that are already there")
     prepare.set_defaults(run=run_data_prepare_poses)
+
+    street = data.add_parser("street", help="build the street dataset (Market-1501 layout) from a fixed-camera video")
+    street.add_argument("--out", type=Path, required=True, help="dataset folder to write")
+    street.add_argument("--video", type=Path, help="the video (default: Debian opencv-doc's examples/data/vtest.avi)")
+    street.add_argument("--every", type=int, default=1, help="use every N-th frame (default: 1)")
+    street.add_argument("--max-frames", type=int, help="read at most this many frames")
+    street.add_argument("--extractor", default="mediapipe", help="pose extractor (default: mediapipe)")
+    street.add_argument("--seed", type=int, default=0, help="seed of the pair sampling")
+    street.set_defaults(run=run_data_street)
 
     toy = commands.add_parser("toy", help="write a toy dataset, tiny encoders and a tiny VAE, to try training on a CPU")
     toy.add_argument("out", type=Path, metavar="OUT", help="folder for OUT/data, OUT/clip, OUT/dinov2 and OUT/vae")
