@@ -36,6 +36,7 @@ from .sd import (
     initialise_from_stable_diffusion,
     plain_config,
     stable_diffusion_unet_config,
+    vae_scale_factor,
 )
 
 # What stage 2 changes (spec 2.1): [noisy latents 4, mask 1, masked-image latents 4] in, and the
@@ -105,7 +106,7 @@ class InpaintModel(ModelMixin, ConfigMixin):
         """One line naming what keeps this model from working with ``vae`` and ``dinov2``, instead of a shape
         error deep inside the first step."""
         latent_channels = vae.config.latent_channels
-        vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
+        vae_scale = vae_scale_factor(vae)
         problems = encoder_mismatches(self, vae, dinov2, latent_channels + 1, f"twice {latent_channels} and the mask")
         if self.pose_scale != vae_scale:
             problems.append(f"the pose encoder scales by 1/{self.pose_scale}, the VAE by 1/{vae_scale}")

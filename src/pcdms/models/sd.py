@@ -84,6 +84,16 @@ def initialise_from_stable_diffusion(unet: UNet2DConditionModel, folder: str | o
     print(f"{stage} UNet initialised from {folder}: {report.summary()}")
 
 
+def vae_scale_factor(vae: ConfigMixin) -> int:
+    """How many image pixels one latent covers along a side (8 for SD's VAE)."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def side_multiple(vae: ConfigMixin, unet: UNet2DConditionModel) -> int:
+    """What image sides must be a multiple of for every level of ``unet`` to halve ``vae``'s latents."""
+    return vae_scale_factor(vae) * 2 ** (len(unet.config.block_out_channels) - 1)
+
+
 def encoder_mismatches(model, vae: ConfigMixin, dinov2, condition_channels: int, inputs: str) -> list[str]:
     """What keeps a stage-2 or stage-3 ``model`` from working with ``vae`` and ``dinov2``: its UNet takes the
     noisy latents and ``condition_channels`` more (``inputs`` says which) and predicts latents; its

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 
 import torch
-from diffusers import AutoencoderKL
+from diffusers import AutoencoderKL, DiffusionPipeline
 from diffusers.utils import deprecation_utils
 from PIL import Image
 
+from ..data.canvas import CanvasLayout
 from ..errors import PcdmsError
-from ..models.encoders import load_local_model
+from ..models.encoders import CLIPImageProcessor, clip_pixels, image_features, load_local_model
+from ..models.sd import side_multiple, vae_scale_factor
 
 # diffusers renamed from_pretrained's ``torch_dtype`` to ``dtype`` (the old name now warns); pass the name
 # the installed version reads.
@@ -24,6 +27,33 @@ def load_pipeline(pipeline_class, folder: str | os.PathLike, what: str, dtype: t
     if dtype is not None:
         kwargs[DTYPE_KEYWORD] = dtype
     return load_local_model(pipeline_class, folder, what, marker="model_index.json", **kwargs)
+
+
+class UNetStagePipeline(DiffusionPipeline):
+    """What the stage-2 and stage-3 pipelines share: a VAE, DINOv2 (``image_encoder``) and a UNet stage
+    model, which each names ``denoiser``."""
+
+    denoiser: torch.nn.Module
+
+    @functools.cached_property
+    def processor(self) -> CLIPImageProcessor:
+        return CLIPImageProcessor()
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return vae_scale_factor(self.vae)
+
+    def layout(self, width: int | None = None, height: int | None = None) -> CanvasLayout:
+        """Images (stage 2: each half of the canvas) of ``width`` x ``height`` (default: the size the model
+        was trained at), padded to sides that every level of the UNet can halve."""
+        default_width, default_height = self.denoiser.config.resolution
+        return CanvasLayout(
+            width or default_width, height or default_height, side_multiple(self.vae, self.denoiser.unet)
+        )
+
+    def encode_images(self, images: list[Image.Image]) -> torch.Tensor:
+        """The source images' DINOv2 tokens (batch, 257, hidden)."""
+        return image_features(self.image_encoder, clip_pixels(images, self.processor))
 
 
 # One generator for the whole batch, or one per pair so that a pair's draws do not depend on its batch.

@@ -17,18 +17,17 @@ import os
 from dataclasses import dataclass
 
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, DiffusionPipeline, UniPCMultistepScheduler
+from diffusers import AutoencoderKL, DDPMScheduler, UniPCMultistepScheduler
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from transformers import Dinov2Model
 
-from ..data.canvas import CanvasLayout
-from ..models.encoders import CLIPImageProcessor, clip_pixels, image_features
 from ..models.inpaint import InpaintModel
 from ..pose.keypoints import Keypoints
 from .common import (
     Generators,
+    UNetStagePipeline,
     as_list,
     decode,
     image_generators,
@@ -67,7 +66,7 @@ class InpaintOutput(BaseOutput):
     images: list[Image.Image] | torch.Tensor  # PIL images, or (batch, 3, height, width) in [0, 1]
 
 
-class InpaintPipeline(DiffusionPipeline):
+class InpaintPipeline(UNetStagePipeline):
     """Stage 2 on its own: the VAE, DINOv2 (``image_encoder``), the stage-2 model and a scheduler."""
 
     model_cpu_offload_seq = "image_encoder->inpaint->vae"
@@ -81,22 +80,10 @@ class InpaintPipeline(DiffusionPipeline):
     ):
         super().__init__()
         self.register_modules(vae=vae, image_encoder=image_encoder, inpaint=inpaint, scheduler=scheduler)
-        self.processor = CLIPImageProcessor()
 
     @property
-    def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
-
-    def layout(self, width: int | None = None, height: int | None = None) -> CanvasLayout:
-        """The canvas for halves of ``width`` x ``height`` (default: the size the model was trained at),
-        padded to sides that every level of the UNet can halve."""
-        default_width, default_height = self.inpaint.config.resolution
-        multiple = self.vae_scale_factor * 2 ** (len(self.inpaint.unet.config.block_out_channels) - 1)
-        return CanvasLayout(width or default_width, height or default_height, multiple)
-
-    def encode_images(self, images: list[Image.Image]) -> torch.Tensor:
-        """The source images' DINOv2 tokens (batch, 257, hidden), computed once per source."""
-        return image_features(self.image_encoder, clip_pixels(images, self.processor))
+    def denoiser(self) -> InpaintModel:
+        return self.inpaint
 
     def unconditional(
         self, context: torch.Tensor, class_labels: torch.Tensor | None

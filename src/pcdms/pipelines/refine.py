@@ -19,17 +19,17 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DiffusionPipeline, UniPCMultistepScheduler
+from diffusers import AutoencoderKL, UniPCMultistepScheduler
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from transformers import Dinov2Model
 
 from ..data.canvas import CanvasLayout, image_tensor
-from ..models.encoders import CLIPImageProcessor, clip_pixels, image_features
 from ..models.refine import RefineModel
 from .common import (
     Generators,
+    UNetStagePipeline,
     as_list,
     decode,
     image_generators,
@@ -53,7 +53,7 @@ def rescale_guided_noise(guided: torch.Tensor, conditional: torch.Tensor, factor
     return factor * rescaled + (1 - factor) * guided
 
 
-class RefinePipeline(DiffusionPipeline):
+class RefinePipeline(UNetStagePipeline):
     """Stage 3 on its own: the VAE, DINOv2 (``image_encoder``), the stage-3 model and a scheduler."""
 
     model_cpu_offload_seq = "image_encoder->refine->vae"
@@ -67,22 +67,10 @@ class RefinePipeline(DiffusionPipeline):
     ):
         super().__init__()
         self.register_modules(vae=vae, image_encoder=image_encoder, refine=refine, scheduler=scheduler)
-        self.processor = CLIPImageProcessor()
 
     @property
-    def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
-
-    def layout(self, width: int | None = None, height: int | None = None) -> CanvasLayout:
-        """The padding of a ``width`` x ``height`` image (default: the model's training size) to sides
-        every level of the UNet can halve."""
-        default_width, default_height = self.refine.config.resolution
-        multiple = self.vae_scale_factor * 2 ** (len(self.refine.unet.config.block_out_channels) - 1)
-        return CanvasLayout(width or default_width, height or default_height, multiple)
-
-    def encode_images(self, images: list[Image.Image]) -> torch.Tensor:
-        """The source images' DINOv2 tokens (batch, 257, hidden)."""
-        return image_features(self.image_encoder, clip_pixels(images, self.processor))
+    def denoiser(self) -> RefineModel:
+        return self.refine
 
     def unconditional(self, context: torch.Tensor, coarse_latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The inputs of guidance's unconditional branch (spec 3): zero context, zero coarse latents."""

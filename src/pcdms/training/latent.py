@@ -20,7 +20,7 @@ from ..data.embeddings import collate_vectors
 from ..errors import PcdmsError
 from ..io import atomic_folder
 from ..models.encoders import load_local_model
-from ..models.sd import SD21_BASE_UNET
+from ..models.sd import SD21_BASE_UNET, side_multiple, vae_scale_factor
 from ..pipelines.inpaint import official_sampling_scheduler, sd_training_scheduler
 
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -36,14 +36,13 @@ class LatentTask:
         self.vae_folder = Path(config.vae or Path(config.stable_diffusion) / "vae")
         self.vae = load_local_model(AutoencoderKL, self.vae_folder, "VAE").eval().requires_grad_(False)
         self.dinov2 = load_local_model(Dinov2Model, config.dinov2, "DINOv2 encoder").eval().requires_grad_(False)
-        self.vae_scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.vae_scale = vae_scale_factor(self.vae)
         self.scheduler = sd_training_scheduler()
         self.weight_dtype = WEIGHT_DTYPES[mixed_precision]
 
     def padded_layout(self, model) -> CanvasLayout:
         """The run's image size, padded to sides every level of ``model``'s UNet can halve."""
-        levels = len(model.unet.config.block_out_channels)
-        return CanvasLayout(*self.config.size, multiple=self.vae_scale * 2 ** (levels - 1))
+        return CanvasLayout(*self.config.size, multiple=side_multiple(self.vae, model.unet))
 
     def collate(self, items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         return collate_vectors(items)
