@@ -14,20 +14,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import NoPersonError, PcdmsError
-from ..io import atomic_write, image_size, load_image
+from ..io import atomic_write, load_image
 from .fid import FeatureStatistics, StatisticsCache, content_key, frechet_distance
 from .pckh import PCKh, scaled
 from .protocol import (
     FID_BATCH,
     LPIPS_BATCH,
-    EvaluationPair,
     Protocol,
     image_files,
     pair_with_ground_truth,
     read_for_protocol,
+    resize_for_protocol,
 )
 from .ssim import psnr, ssim
 
@@ -93,14 +94,9 @@ def read_generation_manifest(folder: Path) -> dict | None:
         raise PcdmsError(f"{path}: not the JSON that pcdms generate writes ({error})") from None
 
 
-def stretched_images(paths: Sequence[Path], protocol: Protocol) -> list[str]:
-    wanted = protocol.width / protocol.height
-    stretched = []
-    for path in paths:
-        width, height = image_size(path)
-        if abs(width / height / wanted - 1) > ASPECT_TOLERANCE:
-            stretched.append(f"{path.name} ({width}x{height})")
-    return stretched
+def is_stretched(size: tuple[int, int], protocol: Protocol) -> bool:
+    width, height = size
+    return abs(width / height / (protocol.width / protocol.height) - 1) > ASPECT_TOLERANCE
 
 
 def as_array(features) -> np.ndarray:
@@ -174,20 +170,24 @@ def evaluate(
             "best_of": manifest["best_of"],
             "label": f"best of {manifest['best_of']} samples per pair, chosen by SSIM to the ground truth",
         }
-    stretched = stretched_images([pair.generated for pair in pairs], protocol)
-    if stretched:
-        report.warnings.append(
-            f"{len(stretched)} generated images are not {protocol.height}x{protocol.width}-shaped and were "
-            f"stretched to it (first: {stretched[0]})"
-        )
-
     lpips_count = scored_count(len(pairs), LPIPS_BATCH, protocol.drop_last)
     fid_count = scored_count(len(pairs), FID_BATCH, protocol.drop_last)
-    ssims, psnrs, distances, features = [], [], [], []
+    ssims, psnrs, distances, features, stretched = [], [], [], [], []
+    accuracy = PCKh() if pose_extractor is not None else None
     position = 0
     for chunk in tqdm(batches(pairs, batch_size), desc="pairs", unit="batch", disable=not progress):
-        predictions = torch.stack([read_for_protocol(pair.generated, protocol) for pair in chunk]).to(device)
-        targets = torch.stack([read_for_protocol(pair.ground_truth, protocol) for pair in chunk]).to(device)
+        generated_images = [load_image(pair.generated) for pair in chunk]
+        truth_images = [load_image(pair.ground_truth) for pair in chunk]
+        stretched += [
+            f"{pair.generated.name} ({image.width}x{image.height})"
+            for pair, image in zip(chunk, generated_images, strict=True)
+            if is_stretched(image.size, protocol)
+        ]
+        if accuracy is not None:
+            for truth, image in zip(truth_images, generated_images, strict=True):
+                add_pose_pair(accuracy, pose_extractor, truth, image, protocol)
+        predictions = torch.stack([resize_for_protocol(image, protocol) for image in generated_images]).to(device)
+        targets = torch.stack([resize_for_protocol(image, protocol) for image in truth_images]).to(device)
         ssims.append(ssim(predictions, targets, sigma=protocol.ssim_sigma, data_range=protocol.ssim_data_range))
         psnrs.append(psnr(predictions, targets))
         kept = max(0, min(len(chunk), lpips_count - position))
@@ -197,6 +197,11 @@ def evaluate(
         if inception is not None and real is not None and kept:
             features.append(as_array(inception(predictions[:kept])))
         position += len(chunk)
+    if stretched:
+        report.warnings.append(
+            f"{len(stretched)} generated images are not {protocol.height}x{protocol.width}-shaped and were "
+            f"stretched to it (first: {stretched[0]})"
+        )
 
     report.metrics["ssim"] = torch.cat(ssims).mean().item()
     report.notes["ssim"] = f"Gaussian sigma {protocol.ssim_sigma}, data range {report.protocol['ssim_data_range']}"
@@ -223,10 +228,9 @@ def evaluate(
             f"{fid_count} generated vs {real_stats.count} real images{' (cached)' if from_cache else ''}; "
             f"{inception.source}"
         )
-    if pose_extractor is None:
+    if accuracy is None:
         report.skipped["pckh"] = "skipped: no pose extractor (install the pose extra: pip install 'pcdms[pose]')"
     else:
-        accuracy = pose_accuracy(pairs, pose_extractor, protocol, progress)
         report.metrics["pckh"] = accuracy.value
         report.notes["pckh"] = (
             f"alpha 0.5, {accuracy.pairs} pairs scored, {accuracy.no_head} not (no head found in the ground truth); "
@@ -238,25 +242,22 @@ def evaluate(
     return report
 
 
-def pose_accuracy(pairs: Sequence[EvaluationPair], extractor: Callable, protocol: Protocol, progress: bool) -> PCKh:
-    """PCKh with the target pose read from the ground-truth image by the same extractor as the generated
-    one's, so the extractor's own bias is on both sides."""
+def add_pose_pair(accuracy: PCKh, extractor: Callable, truth: Image.Image, generated: Image.Image, protocol) -> None:
+    """One pair's PCKh, with the target pose read from the ground-truth image by the same extractor as the
+    generated one's, so the extractor's own bias is on both sides."""
     size = (protocol.width, protocol.height)
 
-    def detect(path: Path) -> np.ndarray | None:
+    def detect(image: Image.Image) -> np.ndarray | None:
         try:
-            return scaled(extractor(load_image(path)), size)
+            return scaled(extractor(image), size)
         except NoPersonError:
             return None
 
-    accuracy = PCKh()
-    for pair in tqdm(pairs, desc="poses", unit="pair", disable=not progress):
-        target = detect(pair.ground_truth)
-        if target is None:
-            accuracy.no_head += 1
-            continue
-        accuracy.add(target, detect(pair.generated))
-    return accuracy
+    target = detect(truth)
+    if target is None:
+        accuracy.no_head += 1
+    else:
+        accuracy.add(target, detect(generated))
 
 
 def write_report(report: EvaluationReport, path: Path) -> None:

@@ -77,8 +77,12 @@ def parse_height_width(text: str) -> tuple[int, int]:
 
 
 def read_for_protocol(path: Path, protocol: Protocol) -> torch.Tensor:
-    """An image as a (3, H, W) float tensor at the protocol's size, on the [0, 1] scale."""
-    image = load_image(path)
+    """An image file as a (3, H, W) float tensor at the protocol's size, on the [0, 1] scale."""
+    return resize_for_protocol(load_image(path), protocol)
+
+
+def resize_for_protocol(image: Image.Image, protocol: Protocol) -> torch.Tensor:
+    """An RGB image as a (3, H, W) float tensor at the protocol's size, on the [0, 1] scale."""
     size = (protocol.width, protocol.height)
     if protocol.resize == "pil-bicubic-antialias":
         resized = image if image.size == size else image.resize(size, Image.Resampling.BICUBIC)
