@@ -22,6 +22,7 @@ It writes the Market-1501 layout (``{train,test}/``, ``market-annotation-{split}
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -78,7 +79,7 @@ class Crop:
     def name(self) -> str:
         return f"{self.track:04d}_c1s1_{self.frame:06d}_00.jpg"
 
-    @property
+    @functools.cached_property
     def appearance(self) -> np.ndarray:
         """Mean colours of the torso (shoulders to hips) and of the thighs (hips down by the torso's
         length, clipped to the image): what tells two people of one track apart when tracking swapped them."""
@@ -223,12 +224,22 @@ def _padded_box(box: Box, margin: float, aspect: float) -> tuple[int, int, int, 
     return left, top, left + round(width), top + round(height)
 
 
-def crop_person(
-    frame: np.ndarray, box: Box, extractor: Callable[[Image.Image], Keypoints], settings: StreetSettings
-) -> tuple[Image.Image, Keypoints] | None:
-    """The 64x128 crop of one detection and its pose, or None if the skeleton is not reliable."""
+def padded_frame(frame: np.ndarray) -> tuple[Image.Image, int]:
+    """The frame with its edges repeated a frame's height outwards (crops of people at the edge stay whole),
+    and that border."""
     border = frame.shape[0]
-    padded = Image.fromarray(np.pad(frame, ((border, border), (border, border), (0, 0)), mode="edge"))
+    return Image.fromarray(np.pad(frame, ((border, border), (border, border), (0, 0)), mode="edge")), border
+
+
+def crop_person(
+    padded: Image.Image,
+    border: int,
+    box: Box,
+    extractor: Callable[[Image.Image], Keypoints],
+    settings: StreetSettings,
+) -> tuple[Image.Image, Keypoints] | None:
+    """The 64x128 crop of one detection (a box of the frame that ``padded_frame`` padded) and its pose, or None
+    if the skeleton is not reliable."""
     aspect = CROP_SIZE[1] / CROP_SIZE[0]
     tight = [side + border for side in _padded_box(box, settings.tight_margin, aspect)]
     context = [side + border for side in _padded_box(box, settings.context_margin, aspect)]
@@ -290,13 +301,14 @@ def street_crops(
     tracks = [found for found in track(detections) if len(found) >= settings.min_track]
     summary = StreetSummary(len(frames), sum(len(boxes) for _, boxes in detections), len(tracks))
     crops = []
-    work = [(identity, position, box) for identity, found in enumerate(tracks, 1) for position, box in found]
-    for identity, position, box in tqdm(work, desc="people", unit="crop", disable=not progress):
-        number, frame = frames[position]
-        found = crop_person(frame, box, extractor, settings)
+    # Frame by frame, so that each frame is padded once for all the people in it.
+    work = sorted((position, identity, box) for identity, found in enumerate(tracks, 1) for position, box in found)
+    padded_at = functools.lru_cache(maxsize=1)(lambda position: padded_frame(frames[position][1]))
+    for position, identity, box in tqdm(work, desc="people", unit="crop", disable=not progress):
+        found = crop_person(*padded_at(position), box, extractor, settings)
         if found is not None:
-            crops.append(Crop(identity, number, *found))
-    return crops, summary
+            crops.append(Crop(identity, frames[position][0], *found))
+    return sorted(crops, key=lambda crop: (crop.track, crop.frame)), summary
 
 
 def split_crops(crops: list[Crop], last_frame: int, settings: StreetSettings) -> tuple[dict[str, list[Crop]], int]:
