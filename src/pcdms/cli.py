@@ -754,10 +754,9 @@ def ground_truth_by_name(folder: Path) -> dict[str, Path]:
 def best_by_ssim(images: list, truths: list[Path]) -> list[int]:
     """Of each pair's consecutive samples, the index of the one whose SSIM to the ground truth is highest
     (an oracle)."""
-    import numpy as np
     import torch
 
-    from .evaluation.protocol import get_protocol, read_for_protocol
+    from .evaluation.protocol import get_protocol, read_for_protocol, resize_for_protocol
     from .evaluation.ssim import ssim
 
     count = len(images) // len(truths)
@@ -765,13 +764,9 @@ def best_by_ssim(images: list, truths: list[Path]) -> list[int]:
     for number, truth in enumerate(truths):
         first = number * count
         width, height = images[first].size
-        target = read_for_protocol(truth, get_protocol("pcdms", f"{height}x{width}"))
-        samples = torch.stack(
-            [
-                torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)
-                for image in images[first : first + count]
-            ]
-        )
+        protocol = get_protocol("pcdms", f"{height}x{width}")
+        target = read_for_protocol(truth, protocol)
+        samples = torch.stack([resize_for_protocol(image, protocol) for image in images[first : first + count]])
         best.append(first + int(ssim(samples, target.expand_as(samples)).argmax()))
     return best
 

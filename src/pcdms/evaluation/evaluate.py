@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..errors import NoPersonError, PcdmsError
 from ..io import atomic_write, load_image
 from .fid import FeatureStatistics, StatisticsCache, content_key, frechet_distance
-from .pckh import PCKh, scaled
+from .pckh import PCKh
 from .protocol import (
     FID_BATCH,
     LPIPS_BATCH,
@@ -249,7 +249,7 @@ def add_pose_pair(accuracy: PCKh, extractor: Callable, truth: Image.Image, gener
 
     def detect(image: Image.Image) -> np.ndarray | None:
         try:
-            return scaled(extractor(image), size)
+            return extractor(image).resize(size).xy
         except NoPersonError:
             return None
 

@@ -14,17 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..pose.keypoints import KEYPOINT_NAMES, Keypoints
+from ..pose.keypoints import KEYPOINT_NAMES
 
 HEAD_JOINTS = tuple(
     KEYPOINT_NAMES.index(name) for name in ("nose", "neck", "right_eye", "left_eye", "right_ear", "left_ear")
 )
 ALPHA = 0.5
-
-
-def scaled(keypoints: Keypoints, size: tuple[int, int]) -> np.ndarray:
-    """The joints' (x, y) in an image of ``size`` (width, height) showing the same frame; NaN if missing."""
-    return keypoints.xy * (np.array(size, dtype=np.float64) / np.array(keypoints.image_size, dtype=np.float64))
 
 
 def head_box(target: np.ndarray) -> tuple[float, float] | None:
