@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from pcdms.cli import example_image_path, main
+from pcdms.cli import example_image_path, main, street_examples_path
 from pcdms.pose import load_pose, read_annotation_csv, render_pose, write_pose_json
 from test_data import make_csv_layout
 
@@ -26,14 +26,29 @@ def assert_one_line_error(err, *fragments):
         assert fragment in lines[0]
 
 
-def test_demo_extracts_and_renders_the_bundled_photo(tmp_path, capsys):
-    pytest.importorskip("mediapipe")
-    status, out, err = run(capsys, "demo", "--out", tmp_path)
+def test_demo_runs_the_bundled_model_as_generate_does(tmp_path, capsys):
+    status, out, err = run(capsys, "demo", "--out", tmp_path / "demo")
     assert status == 0, err
-    for name in ("astronaut.json", "astronaut_pose.png", "astronaut_overlay.png"):
-        assert (tmp_path / name).is_file()
-        assert str(tmp_path / name) in out
-    assert load_pose(tmp_path / "astronaut.json").image_size == (512, 512)
+    name = "0086_c1s1_000635_00_to_0086_c1s1_000670_00"
+    image, grid = tmp_path / "demo" / f"{name}.png", tmp_path / "demo" / f"{name}_grid.png"
+    assert str(image) in out and str(grid) in out
+    assert Image.open(image).size == (64, 128)
+    assert Image.open(grid).size[0] > 5 * 128  # five columns at twice the size
+    examples = street_examples_path()
+    status, _, err = run(
+        capsys,
+        "generate",
+        "--source",
+        examples / "0086_c1s1_000635_00.jpg",
+        "--target-pose",
+        examples / "0086_c1s1_000670_00.json",
+        "--source-pose",
+        examples / "0086_c1s1_000635_00.json",
+        "--out",
+        tmp_path / "generated.png",
+    )
+    assert status == 0, err
+    assert np.array_equal(np.asarray(Image.open(image)), np.asarray(Image.open(tmp_path / "generated.png")))
 
 
 def test_pose_extract(tmp_path, capsys):
@@ -217,6 +232,12 @@ def test_toy_train_and_sample_inpaint(tmp_path, capsys):
     assert "6 pairs sampled, 0 already there" in out and "mean absolute pixel error to the targets" in out
     assert Image.open(tmp_path / "coarse" / "p000_00_to_p000_01.png").size == (64, 128)
     assert "0 pairs sampled, 6 already there" in run(capsys, "sample", "inpaint", *model, *data)[1]  # resumes
+    status, out, err = run(capsys, "sample", "inpaint", *model, *data[:-1], tmp_path / "some", "--max-pairs", "2")
+    assert "2 pairs sampled, 0 already there" in out
+    assert sorted(path.name for path in (tmp_path / "some").glob("*.png")) == [
+        "p000_00_to_p000_01.png",  # pairs 0 and 3 of 6: spread over the list
+        "p000_01_to_p000_02.png",
+    ]
 
     photos = toy / "data" / "train"
     np.save(tmp_path / "embedding.npy", np.ones((1, 32), dtype=np.float32))

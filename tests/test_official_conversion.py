@@ -265,7 +265,7 @@ def test_generate_errors_are_one_line(converted, inputs, capsys, monkeypatch):
         inputs / "x.png",
     )
     assert status == 1
-    assert_one_line_error(err, "no --model given and this install has no bundled model yet")
+    assert_one_line_error(err, "no-bundled-model: the bundled model is missing from this install; pass --model DIR")
     status, _, err = run(
         capsys,
         "generate",

@@ -52,8 +52,8 @@ def test_file_level_errors(tmp_path):
         load_config(tmp_path / "nowhere.yaml")
     with pytest.raises(PcdmsError, match=r"run.yaml: not valid YAML at line 2"):
         load_config(write(tmp_path, "stage: prior\n  output_dir: [\n"))
-    with pytest.raises(PcdmsError, match="stage must be one of prior"):
-        load_config(write(tmp_path, BASE.replace("stage: prior", "stage: vae")))
+    with pytest.raises(PcdmsError, match="stage must be one of vae, prior, inpaint, refine"):
+        load_config(write(tmp_path, BASE.replace("stage: prior", "stage: gan")))
     with pytest.raises(PcdmsError, match="a prior run needs a 'prior:' section"):
         load_config(write(tmp_path, "stage: prior\noutput_dir: x\ndata: {root: d}\n"))
     with pytest.raises(PcdmsError, match=r"data.root is not set"):

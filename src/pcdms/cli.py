@@ -44,6 +44,11 @@ def example_image_path() -> Path:
     return Path(str(files("pcdms") / "assets" / "examples" / EXAMPLE_IMAGE))
 
 
+def street_examples_path() -> Path:
+    """The bundled street test pairs: photos, pose files and ``pairs.csv`` (pcdms generate --pairs)."""
+    return Path(str(files("pcdms") / "assets" / "examples" / "street"))
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``WIDTHxHEIGHT``, e.g. ``176x256``."""
     try:
@@ -60,12 +65,32 @@ def _joint_count(keypoints) -> str:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    image_path = example_image_path()
-    image, keypoints = read_and_extract(image_path)
-    written = write_extraction(image, keypoints, args.out, image_path.stem)
-    print(f"pcdms demo: the pose of the bundled photo {image_path.name}, {_joint_count(keypoints)} found")
-    for label, path in written.items():
-        print(f"  {label.replace('_', ' '):<9} {path}")
+    """The first street example pair through the bundled model: what ``pcdms generate`` does for one pair,
+    plus a grid of the source, the target pose, both stages and the real target."""
+    import time
+
+    from .grid import image_grid
+    from .pipelines.pcdms import load_pcdms_pipeline
+
+    quiet_model_loading()
+    started = time.perf_counter()
+    source_path, target_pose_path, source_pose_path = read_pairs_file(street_examples_path() / "pairs.csv")[0]
+    source = load_image(source_path)
+    target_pose, source_pose = load_pose(target_pose_path), load_pose(source_pose_path)
+    pipeline = load_pcdms_pipeline(bundled_model()).to("cpu")
+    pipeline.set_progress_bar_config(disable=True)
+    output = pipeline(
+        source, target_pose, source_pose, generator=stage_generators(DEFAULT_SEEDS, 1), return_intermediates=True
+    )
+    name = f"{source_path.stem}_to_{target_pose_path.stem}"
+    result = save_image(output.images[0], args.out / f"{name}.png")
+    truth = load_image(target_pose_path.with_suffix(".jpg"))
+    row = [source, render_pose(target_pose), output.coarse_images[0], output.images[0], truth]
+    grid = image_grid([row], ["source", "target pose", "stage 2", "stage 3", "real"], source.size, scale=2)
+    grid_path = save_image(grid, args.out / f"{name}_grid.png")
+    print(f"pcdms demo: {source_path.name} in the pose of {target_pose_path.name}, bundled model {BUNDLED_MODEL}")
+    print(f"  image  {result}\n  grid   {grid_path}  (source, target pose, stage 2, stage 3, real)")
+    print(f"  {time.perf_counter() - started:.1f} s on the CPU")
     return 0
 
 
@@ -164,6 +189,16 @@ def run_toy(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_encoders(args: argparse.Namespace) -> int:
+    from .data.toy import write_tiny_clip, write_tiny_dinov2
+
+    clip = write_tiny_clip(args.out / "clip", args.clip_dim, seed=args.seed)
+    dinov2 = write_tiny_dinov2(args.out / "dinov2", args.dinov2_dim, seed=args.seed)
+    print(f"random CLIP vision stand-in ({args.clip_dim}-d embeddings): {clip}")
+    print(f"random DINOv2 stand-in (257 tokens of {args.dinov2_dim}): {dinov2}")
+    return 0
+
+
 def parse_setting(text: str) -> tuple[str, object]:
     """``section.name=value``, the value read as YAML (so 10 is a number and true a boolean)."""
     key, separator, value = text.partition("=")
@@ -238,7 +273,7 @@ def sample_prior_split(args: argparse.Namespace, pipeline, device, sampling: dic
     from .data.embeddings import PriorPairs, cached_embeddings
     from .pipelines.prior import sample_pairs
 
-    dataset = open_dataset(args.data, args.split, args.layout, args.images)
+    dataset = open_split(args)
     dataset.validate().raise_if_unusable()
     with tempfile.TemporaryDirectory() as scratch:
         cache = args.out / "cache" if args.out else Path(scratch)
@@ -386,7 +421,7 @@ def sample_inpaint_split(args: argparse.Namespace, pipeline, device, sampling: d
 
     from .data.embeddings import cached_embeddings
 
-    dataset = open_dataset(args.data, args.split, args.layout, args.images)
+    dataset = open_split(args)
     dataset.validate().raise_if_unusable()
     names = [f"{Path(source).stem}_to_{Path(target).stem}.png" for source, target in dataset.pairs]
     todo = [index for index, name in enumerate(names) if not sample_paths(args.out / name, args.samples)[-1].exists()]
@@ -481,7 +516,7 @@ def sample_refine_split(args: argparse.Namespace, pipeline, sampling: dict) -> i
 
     from .data.refine import coarse_images_command, missing_coarse_images, pair_image_name
 
-    dataset = open_dataset(args.data, args.split, args.layout, args.images)
+    dataset = open_split(args)
     dataset.validate().raise_if_unusable()
     names = [pair_image_name(source, target) for source, target in dataset.pairs]
     missing = missing_coarse_images(dataset, args.coarse_images)
@@ -530,6 +565,21 @@ def add_split_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--layout", choices=("auto", *LAYOUTS), default="auto")
     parser.add_argument("--images", type=Path, help="image folder, where it is not the layout's usual one")
+    parser.add_argument(
+        "--max-pairs", type=int, help="with --data: only N pairs, spread evenly over the split's pair list"
+    )
+
+
+def open_split(args: argparse.Namespace):
+    """The split that ``--data`` names, cut to ``--max-pairs`` evenly spread pairs."""
+    dataset = open_dataset(args.data, args.split, args.layout, args.images)
+    if args.max_pairs is not None:
+        if args.max_pairs < 1:
+            raise PcdmsError(f"--max-pairs must be at least 1, got {args.max_pairs}")
+        if args.max_pairs < len(dataset):
+            step = len(dataset) / args.max_pairs
+            dataset = dataset.subset([int(number * step) for number in range(args.max_pairs)])
+    return dataset
 
 
 BUNDLED_MODEL = "pcdms-street"
@@ -538,6 +588,28 @@ STAGE_NAMES = ("prior", "inpaint", "refine")
 
 def bundled_model_path() -> Path:
     return Path(str(files("pcdms") / "assets" / "models" / BUNDLED_MODEL))
+
+
+def bundled_model() -> Path:
+    """The bundled model's folder, or one line saying the install lacks it."""
+    model = bundled_model_path()
+    if not (model / "model_index.json").is_file():
+        raise PcdmsError(
+            f"{model}: the bundled model is missing from this install; pass --model DIR, a pipeline folder "
+            "written by pcdms convert"
+        )
+    return model
+
+
+DEFAULT_SEEDS = {stage: 42 for stage in STAGE_NAMES}
+
+
+def stage_generators(seeds: dict[str, int], pairs: int, device="cpu") -> dict:
+    """One generator per stage and pair, each pair's seeded alike: a pair's images do not depend on the
+    other pairs of its batch, so a resumed or sharded run writes the images of one uninterrupted run."""
+    import torch
+
+    return {stage: [torch.Generator(device).manual_seed(seed) for _ in range(pairs)] for stage, seed in seeds.items()}
 
 
 def parse_stage_value(kind):
@@ -586,17 +658,11 @@ def read_pairs_file(path: Path) -> list[tuple[Path, Path, Path | None]]:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    import torch
 
     from .pipelines.pcdms import load_pcdms_pipeline
 
     quiet_model_loading()
-    model = args.model or bundled_model_path()
-    if args.model is None and not model.is_dir():
-        raise PcdmsError(
-            "no --model given and this install has no bundled model yet: pass --model DIR, a pipeline folder "
-            "written by pcdms convert"
-        )
+    model = args.model or bundled_model()
     if args.pairs is None and not (args.source and args.target_pose):
         raise PcdmsError("generate needs --source and --target-pose (or --pairs FILE for a batch)")
     if args.best_of > 1 and (args.pairs is None or args.ground_truth is None or args.samples != 1):
@@ -611,7 +677,7 @@ def run_generate(args: argparse.Namespace) -> int:
     pipeline = load_pcdms_pipeline(model, dtype=resolve_dtype(args.dtype, device)).to(device)
     steps = per_stage(args.steps, {stage: 20 for stage in STAGE_NAMES})
     guidance = per_stage(args.guidance, {"prior": 0.0, "inpaint": 2.0, "refine": 2.0}, stages=("inpaint", "refine"))
-    seeds = per_stage(args.seed, {stage: 42 for stage in STAGE_NAMES})
+    seeds = per_stage(args.seed, DEFAULT_SEEDS)
     width, height = args.size or (None, None)
     settings = {
         "width": width,
@@ -624,11 +690,7 @@ def run_generate(args: argparse.Namespace) -> int:
     }
 
     def generators(pairs: int) -> dict:
-        # One generator per pair, each seeded alike: a pair's images do not depend on the other pairs of its
-        # batch, so a resumed or sharded run writes the images of one uninterrupted run.
-        return {
-            stage: [torch.Generator(device).manual_seed(seeds[stage]) for _ in range(pairs)] for stage in STAGE_NAMES
-        }
+        return stage_generators(seeds, pairs, device)
 
     if args.pairs is None:
         pipeline.set_progress_bar_config(leave=False)
@@ -1109,9 +1171,21 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--seed", type=int, default=0)
     toy.set_defaults(run=run_toy)
 
+    encoders = commands.add_parser(
+        "encoders", help="write small random image encoders, frozen stand-ins for CLIP and DINOv2 in CPU-size models"
+    )
+    encoders.add_argument("out", type=Path, metavar="OUT", help="folder for OUT/clip and OUT/dinov2")
+    encoders.add_argument("--clip-dim", type=int, default=32, help="CLIP embedding size (default: 32)")
+    encoders.add_argument("--dinov2-dim", type=int, default=32, help="DINOv2 token size (default: 32)")
+    encoders.add_argument("--seed", type=int, default=0)
+    encoders.set_defaults(run=run_encoders)
+
     train = commands.add_parser("train", help="train a stage from a YAML config (one GPU, many, or the CPU)")
     train.add_argument(
-        "stage", choices=("prior", "inpaint", "refine"), metavar="STAGE", help="prior, inpaint or refine"
+        "stage",
+        choices=("vae", "prior", "inpaint", "refine"),
+        metavar="STAGE",
+        help="prior, inpaint or refine (or vae: a small VAE for models without Stable Diffusion's)",
     )
     train.add_argument("--config", type=Path, required=True, help="the run's YAML config")
     train.add_argument(

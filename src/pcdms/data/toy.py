@@ -139,11 +139,11 @@ def write_tiny_clip(out: str | os.PathLike, embedding_dim: int = 32, seed: int =
     return Path(out)
 
 
-def write_tiny_dinov2(out: str | os.PathLike, seed: int = 0) -> Path:
-    """A randomly initialised tiny DINOv2 folder (a stand-in for DINOv2-giant; 257 tokens of 32)."""
+def write_tiny_dinov2(out: str | os.PathLike, hidden_size: int = 32, seed: int = 0) -> Path:
+    """A randomly initialised tiny DINOv2 folder (a stand-in for DINOv2-giant; 257 tokens of ``hidden_size``)."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = Dinov2Model(tiny_dinov2_config())
+        model = Dinov2Model(tiny_dinov2_config(hidden_size))
     with atomic_folder(out) as folder:
         model.save_pretrained(folder)
     return Path(out)

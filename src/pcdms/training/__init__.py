@@ -14,6 +14,10 @@ from .loop import Task, train
 
 
 def build_task(config: RunConfig) -> Task:
+    if config.stage == "vae":
+        from .vae import VaeTask
+
+        return VaeTask(config.vae, config.data)
     if config.stage == "prior":
         from .prior import PriorTask
 

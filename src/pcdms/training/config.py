@@ -30,7 +30,7 @@ from diffusers.optimization import SchedulerType
 from ..errors import PcdmsError
 from ..pose.vector import CONVENTIONS
 
-STAGES = ("prior", "inpaint", "refine")
+STAGES = ("vae", "prior", "inpaint", "refine")
 
 
 @dataclass
@@ -122,12 +122,24 @@ class RefineConfig:
 
 
 @dataclass
+class VaeConfig:
+    """A small VAE for models that do not use Stable Diffusion's (the bundled street model's)."""
+
+    pretrained: str | None = None  # a VAE folder (AutoencoderKL) to continue from
+    architecture: dict[str, Any] = field(default_factory=dict)  # AutoencoderKL arguments of a new VAE
+    size: list[int] = field(default_factory=lambda: [64, 128])  # width, height the images are resized to
+    kl_weight: float = 1e-6
+    scaling_factor: float | str = "auto"  # "auto": 1 / the standard deviation of the training latents
+
+
+@dataclass
 class RunConfig:
     stage: str = ""
     output_dir: str = ""
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    vae: VaeConfig | None = None
     prior: PriorConfig | None = None
     inpaint: InpaintConfig | None = None
     refine: RefineConfig | None = None
@@ -244,6 +256,12 @@ def _check_values(config: RunConfig, path: Path) -> None:
         ("training.log_every", config.training.log_every),
     ]
     probabilities = []
+    if config.vae is not None:
+        vae = config.vae
+        if isinstance(vae.scaling_factor, str):
+            choices.append(("vae.scaling_factor", vae.scaling_factor, ("auto",)))
+        if len(vae.size) != 2 or min(vae.size) < 1:
+            raise PcdmsError(f"{path}: vae.size is [width, height], got {vae.size}")
     if config.prior is not None:
         prior = config.prior
         choices.append(("prior.pose_convention", prior.pose_convention, tuple(CONVENTIONS)))

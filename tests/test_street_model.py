@@ -1,0 +1,58 @@
+"""The bundled street model: it ships within the size budget, loads, gives the same image every time at
+the crops' size, and on the bundled test pairs scores what benchmarks/results/street.json reports."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pcdms.cli import DEFAULT_SEEDS, bundled_model, main, read_pairs_file, stage_generators, street_examples_path
+from pcdms.io import load_image
+from pcdms.pipelines import load_pcdms_pipeline
+from pcdms.pose import load_pose
+
+RESULTS = Path(__file__).parents[1] / "benchmarks" / "results" / "street.json"
+EXAMPLES = read_pairs_file(street_examples_path() / "pairs.csv")
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    pipeline = load_pcdms_pipeline(bundled_model())
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def generate(pipeline, examples):
+    return pipeline(
+        [load_image(source) for source, _, _ in examples],
+        [load_pose(target) for _, target, _ in examples],
+        [load_pose(source_pose) for _, _, source_pose in examples],
+        generator=stage_generators(DEFAULT_SEEDS, len(examples)),
+    ).images
+
+
+def test_the_bundled_model_is_whole_and_within_30_mb(pipeline):
+    weights = sum(path.stat().st_size for path in bundled_model().rglob("*.safetensors"))
+    assert weights <= 30 * 2**20
+    assert pipeline.stages == ("prior", "inpaint", "refine")
+    assert tuple(pipeline.inpaint.config.resolution) == (64, 128)
+
+
+def test_it_gives_the_same_image_every_time_at_the_crops_size(pipeline):
+    first, again = generate(pipeline, EXAMPLES[:1])[0], generate(pipeline, EXAMPLES[:1])[0]
+    assert first.size == (64, 128)
+    assert np.array_equal(np.asarray(first), np.asarray(again))
+    assert np.asarray(first).std() > 10  # a picture, not a flat or black image
+
+
+def test_its_ssim_on_the_bundled_pairs_is_the_reported_one(pipeline, tmp_path, capsys):
+    for image, (source, target, _) in zip(generate(pipeline, EXAMPLES), EXAMPLES, strict=True):
+        image.save(tmp_path / f"{source.stem}_to_{target.stem}.png")
+    report = tmp_path / "report.json"
+    argv = ["evaluate", "--generated", tmp_path, "--ground-truth", street_examples_path(), "--size", "128x64"]
+    assert main([str(arg) for arg in [*argv, "--skip", "fid", "--skip", "pckh", "--out", report]]) == 0
+    measured = json.loads(report.read_text())["metrics"]
+    reported = json.loads(RESULTS.read_text())["examples"]["metrics"]
+    assert measured["ssim"] == pytest.approx(reported["ssim"], abs=0.005)
+    assert measured["psnr"] == pytest.approx(reported["psnr"], abs=0.1)
