@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from helpers import body_image, generators, three_pairs
-from pcdms.pipelines.refine import RefinePipeline, load_refine_pipeline, rescale_guided_noise
+from pcdms.pipelines.common import rescale_guided_noise
+from pcdms.pipelines.refine import RefinePipeline, load_refine_pipeline
 from stage3 import tiny_refine_pipeline
 
 

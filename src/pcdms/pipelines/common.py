@@ -9,6 +9,7 @@ import os
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline
 from diffusers.utils import deprecation_utils
+from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from ..data.canvas import CanvasLayout
@@ -55,6 +56,41 @@ class UNetStagePipeline(DiffusionPipeline):
         """The source images' DINOv2 tokens (batch, 257, hidden)."""
         return image_features(self.image_encoder, clip_pixels(images, self.processor))
 
+    def sample_latents(
+        self,
+        shape: tuple[int, ...],
+        num_inference_steps: int,
+        generator: Generators,
+        guidance_scale: float,
+        predict_noise,
+        guidance_rescale: float = 0.0,
+    ) -> torch.Tensor:
+        """The sampler's loop from noise of ``shape``: ``predict_noise(noisy, timestep)`` is given the scaled
+        latents, twice over when guidance is on (above 1; the unconditional half first), and returns the
+        denoiser's noise prediction."""
+        device = self._execution_device
+        guided = guidance_scale > 1.0
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        latents = randn_tensor(shape, generator=generator, device=device, dtype=self.denoiser.dtype)
+        latents = latents * self.scheduler.init_noise_sigma
+        extra = step_arguments(self.scheduler, generator)
+        for timestep in self.progress_bar(self.scheduler.timesteps):
+            noisy = self.scheduler.scale_model_input(latents, timestep)
+            noise = predict_noise(torch.cat([noisy, noisy]) if guided else noisy, timestep)
+            if guided:
+                unconditional, conditional = noise.chunk(2)
+                noise = unconditional + guidance_scale * (conditional - unconditional)
+                if guidance_rescale > 0:
+                    noise = rescale_guided_noise(noise, conditional, guidance_rescale)
+            latents = self.scheduler.step(noise, timestep, latents, **extra).prev_sample
+        return latents
+
+    def decoded_output(self, latents: torch.Tensor, crop, output_type: str) -> torch.Tensor | list[Image.Image]:
+        """The latents decoded and cut by ``crop`` (the layout's), as PIL images or a tensor in [0, 1]."""
+        images = crop(decode(self.vae, latents))
+        self.maybe_free_model_hooks()
+        return (images.clamp(-1, 1) + 1) / 2 if output_type == "pt" else to_pil(images)
+
 
 # One generator for the whole batch, or one per pair so that a pair's draws do not depend on its batch.
 Generators = torch.Generator | list[torch.Generator] | None
@@ -76,6 +112,14 @@ def image_generators(generator: Generators, pairs: int, num_images_per_pair: int
     if isinstance(generator, list):
         return [own for own in generator for _ in range(num_images_per_pair)]
     return generator
+
+
+def rescale_guided_noise(guided: torch.Tensor, conditional: torch.Tensor, factor: float) -> torch.Tensor:
+    """Guidance rescale (Lin et al. 2024, "Common diffusion noise schedules are flawed", eq. 15-16): the
+    guided prediction scaled to the conditional one's standard deviation, mixed in by ``factor``."""
+    dims = list(range(1, guided.ndim))
+    rescaled = guided * (conditional.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True))
+    return factor * rescaled + (1 - factor) * guided
 
 
 def step_arguments(scheduler, generator: Generators) -> dict:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UniPCMultistepScheduler
 from diffusers.utils import BaseOutput
-from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from transformers import Dinov2Model
 
@@ -29,12 +28,9 @@ from .common import (
     Generators,
     UNetStagePipeline,
     as_list,
-    decode,
     image_generators,
     load_pipeline,
     pair_generators,
-    step_arguments,
-    to_pil,
 )
 
 # Stable Diffusion 2.1-base's noise schedule, which stages 2 and 3 keep.
@@ -164,30 +160,16 @@ class InpaintPipeline(UNetStagePipeline):
             class_labels = None if class_labels is None else torch.cat([null_labels, class_labels])
             mask, masked_latents, pose_features = (torch.cat([x, x]) for x in (mask, masked_latents, pose_features))
 
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        latents = randn_tensor(
+        latents = self.sample_latents(
             (batch, self.vae.config.latent_channels, *mask.shape[2:]),
-            generator=image_generator,
-            device=device,
-            dtype=dtype,
+            num_inference_steps,
+            image_generator,
+            guidance_scale,
+            lambda noisy, timestep: self.inpaint.denoise(
+                torch.cat([noisy, mask, masked_latents], dim=1), timestep, context, class_labels, pose_features
+            ),
         )
-        latents = latents * self.scheduler.init_noise_sigma
-        extra = step_arguments(self.scheduler, image_generator)
-        for timestep in self.progress_bar(self.scheduler.timesteps):
-            noisy = self.scheduler.scale_model_input(latents, timestep)
-            noisy = torch.cat([noisy, noisy]) if guided else noisy
-            sample = torch.cat([noisy, mask, masked_latents], dim=1)
-            noise = self.inpaint.denoise(sample, timestep, context, class_labels, pose_features)
-            if guided:
-                unconditional, conditional = noise.chunk(2)
-                noise = unconditional + guidance_scale * (conditional - unconditional)
-            latents = self.scheduler.step(noise, timestep, latents, **extra).prev_sample
-
-        images = layout.crop_target(decode(self.vae, latents))
-        self.maybe_free_model_hooks()
-        if output_type == "pt":
-            return InpaintOutput(images=(images.clamp(-1, 1) + 1) / 2)
-        return InpaintOutput(images=to_pil(images))
+        return InpaintOutput(images=self.decoded_output(latents, layout.crop_target, output_type))
 
 
 def load_inpaint_pipeline(folder: str | os.PathLike, **kwargs) -> InpaintPipeline:

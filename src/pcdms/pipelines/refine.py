@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, UniPCMultistepScheduler
 from diffusers.utils import BaseOutput
-from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from transformers import Dinov2Model
 
@@ -31,26 +30,15 @@ from .common import (
     Generators,
     UNetStagePipeline,
     as_list,
-    decode,
     image_generators,
     load_pipeline,
     pair_generators,
-    step_arguments,
-    to_pil,
 )
 
 
 @dataclass
 class RefineOutput(BaseOutput):
     images: list[Image.Image] | torch.Tensor  # PIL images, or (batch, 3, height, width) in [0, 1]
-
-
-def rescale_guided_noise(guided: torch.Tensor, conditional: torch.Tensor, factor: float) -> torch.Tensor:
-    """Guidance rescale (Lin et al. 2024, "Common diffusion noise schedules are flawed", eq. 15-16): the
-    guided prediction scaled to the conditional one's standard deviation, mixed in by ``factor``."""
-    dims = list(range(1, guided.ndim))
-    rescaled = guided * (conditional.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True))
-    return factor * rescaled + (1 - factor) * guided
 
 
 class RefinePipeline(UNetStagePipeline):
@@ -132,31 +120,15 @@ class RefinePipeline(UNetStagePipeline):
             null_context, null_latents = self.unconditional(context, coarse_latents)
             context, coarse_latents = torch.cat([null_context, context]), torch.cat([null_latents, coarse_latents])
 
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        latents = randn_tensor(
+        latents = self.sample_latents(
             (batch, self.refine.latent_channels, *coarse_latents.shape[2:]),
-            generator=image_generator,
-            device=device,
-            dtype=dtype,
+            num_inference_steps,
+            image_generator,
+            guidance_scale,
+            lambda noisy, timestep: self.refine.denoise(torch.cat([noisy, coarse_latents], dim=1), timestep, context),
+            guidance_rescale,
         )
-        latents = latents * self.scheduler.init_noise_sigma
-        extra = step_arguments(self.scheduler, image_generator)
-        for timestep in self.progress_bar(self.scheduler.timesteps):
-            noisy = self.scheduler.scale_model_input(latents, timestep)
-            noisy = torch.cat([noisy, noisy]) if guided else noisy
-            noise = self.refine.denoise(torch.cat([noisy, coarse_latents], dim=1), timestep, context)
-            if guided:
-                unconditional, conditional = noise.chunk(2)
-                noise = unconditional + guidance_scale * (conditional - unconditional)
-                if guidance_rescale > 0:
-                    noise = rescale_guided_noise(noise, conditional, guidance_rescale)
-            latents = self.scheduler.step(noise, timestep, latents, **extra).prev_sample
-
-        images = layout.crop(decode(self.vae, latents))
-        self.maybe_free_model_hooks()
-        if output_type == "pt":
-            return RefineOutput(images=(images.clamp(-1, 1) + 1) / 2)
-        return RefineOutput(images=to_pil(images))
+        return RefineOutput(images=self.decoded_output(latents, layout.crop, output_type))
 
 
 def load_refine_pipeline(folder: str | os.PathLike, **kwargs) -> RefinePipeline:
