@@ -29,13 +29,18 @@ from pathlib import Path
 
 import torch
 
-from pcdms.cli import DEFAULT_SEEDS, bundled_model, read_pairs_file, stage_generators, street_examples_path
+from pcdms.cli import (
+    DEFAULT_SEEDS,
+    bundled_model,
+    read_pairs_file,
+    run_street_examples,
+    stage_generators,
+    street_examples_path,
+)
 from pcdms.data import open_dataset
-from pcdms.grid import image_grid
-from pcdms.io import load_image, save_image
+from pcdms.io import save_image
 from pcdms.models.encoders import ClipImageEncoder
 from pcdms.pipelines import load_pcdms_pipeline
-from pcdms.pose import load_pose, render_pose
 
 ROWS = {
     "copy": "(a) copy the source",
@@ -91,27 +96,12 @@ def evaluate(folder: Path, ground_truth: Path, *options: str) -> dict:
 
 
 def example_grid(pipeline, out: Path) -> Path:
-    """Source, target pose, stage 2, stage 3 and the real target of the bundled example pairs; their
-    stage-3 images go to ``OUT/examples``, scored as tests/test_street_model.py scores them."""
+    """The grid of the bundled example pairs; their stage-3 images go to ``OUT/examples``, scored as
+    tests/test_street_model.py scores them."""
     examples = read_pairs_file(street_examples_path() / "pairs.csv")
-    sources = [load_image(source) for source, _, _ in examples]
-    target_poses = [load_pose(target) for _, target, _ in examples]
-    output = pipeline(
-        sources,
-        target_poses,
-        [load_pose(source_pose) for _, _, source_pose in examples],
-        generator=stage_generators(DEFAULT_SEEDS, len(examples)),
-        return_intermediates=True,
-    )
-    for image, (source, target, _) in zip(output.images, examples, strict=True):
+    images, grid = run_street_examples(pipeline, examples)
+    for image, (source, target, _) in zip(images, examples, strict=True):
         save_image(image, out / "examples" / f"{source.stem}_to_{target.stem}.png")
-    rows = [
-        [source, render_pose(pose), coarse, image, load_image(target.with_suffix(".jpg"))]
-        for source, pose, coarse, image, (_, target, _) in zip(
-            sources, target_poses, output.coarse_images, output.images, examples, strict=True
-        )
-    ]
-    grid = image_grid(rows, ["source", "target pose", "stage 2", "stage 3", "real"], sources[0].size, scale=2)
     return save_image(grid, out / "street-grid.png")
 
 

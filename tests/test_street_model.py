@@ -7,10 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pcdms.cli import DEFAULT_SEEDS, bundled_model, main, read_pairs_file, stage_generators, street_examples_path
-from pcdms.io import load_image
+from pcdms.cli import bundled_model, main, read_pairs_file, run_street_examples, street_examples_path
 from pcdms.pipelines import load_pcdms_pipeline
-from pcdms.pose import load_pose
 
 RESULTS = Path(__file__).parents[1] / "benchmarks" / "results" / "street.json"
 EXAMPLES = read_pairs_file(street_examples_path() / "pairs.csv")
@@ -24,12 +22,7 @@ def pipeline():
 
 
 def generate(pipeline, examples):
-    return pipeline(
-        [load_image(source) for source, _, _ in examples],
-        [load_pose(target) for _, target, _ in examples],
-        [load_pose(source_pose) for _, _, source_pose in examples],
-        generator=stage_generators(DEFAULT_SEEDS, len(examples)),
-    ).images
+    return run_street_examples(pipeline, examples)[0]
 
 
 def test_the_bundled_model_is_whole_and_within_30_mb(pipeline):

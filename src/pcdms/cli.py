@@ -69,29 +69,47 @@ def run_demo(args: argparse.Namespace) -> int:
     plus a grid of the source, the target pose, both stages and the real target."""
     import time
 
-    from .grid import image_grid
     from .pipelines.pcdms import load_pcdms_pipeline
 
     quiet_model_loading()
     started = time.perf_counter()
-    source_path, target_pose_path, source_pose_path = read_pairs_file(street_examples_path() / "pairs.csv")[0]
-    source = load_image(source_path)
-    target_pose, source_pose = load_pose(target_pose_path), load_pose(source_pose_path)
+    examples = read_pairs_file(street_examples_path() / "pairs.csv")[:1]
     pipeline = load_pcdms_pipeline(bundled_model()).to("cpu")
     pipeline.set_progress_bar_config(disable=True)
-    output = pipeline(
-        source, target_pose, source_pose, generator=stage_generators(DEFAULT_SEEDS, 1), return_intermediates=True
-    )
+    images, grid = run_street_examples(pipeline, examples)
+    source_path, target_pose_path, _ = examples[0]
     name = f"{source_path.stem}_to_{target_pose_path.stem}"
-    result = save_image(output.images[0], args.out / f"{name}.png")
-    truth = load_image(target_pose_path.with_suffix(".jpg"))
-    row = [source, render_pose(target_pose), output.coarse_images[0], output.images[0], truth]
-    grid = image_grid([row], ["source", "target pose", "stage 2", "stage 3", "real"], source.size, scale=2)
+    result = save_image(images[0], args.out / f"{name}.png")
     grid_path = save_image(grid, args.out / f"{name}_grid.png")
     print(f"pcdms demo: {source_path.name} in the pose of {target_pose_path.name}, bundled model {BUNDLED_MODEL}")
     print(f"  image  {result}\n  grid   {grid_path}  (source, target pose, stage 2, stage 3, real)")
     print(f"  {time.perf_counter() - started:.1f} s on the CPU")
     return 0
+
+
+def run_street_examples(pipeline, examples: list[tuple[Path, Path, Path]]):
+    """Bundled street pairs (``pairs.csv`` rows, each with its real target photo beside its pose file) through
+    ``pipeline`` with the default seeds: the final images, and a grid of source, target pose, stage 2,
+    stage 3 and the real target."""
+    from .grid import image_grid
+
+    sources = [load_image(source) for source, _, _ in examples]
+    target_poses = [load_pose(target_pose) for _, target_pose, _ in examples]
+    output = pipeline(
+        sources,
+        target_poses,
+        [load_pose(source_pose) for _, _, source_pose in examples],
+        generator=stage_generators(DEFAULT_SEEDS, len(examples)),
+        return_intermediates=True,
+    )
+    rows = [
+        [source, render_pose(pose), coarse, image, load_image(target_pose.with_suffix(".jpg"))]
+        for source, pose, coarse, image, (_, target_pose, _) in zip(
+            sources, target_poses, output.coarse_images, output.images, examples, strict=True
+        )
+    ]
+    titles = ["source", "target pose", "stage 2", "stage 3", "real"]
+    return output.images, image_grid(rows, titles, sources[0].size, scale=2)
 
 
 def run_pose_extract(args: argparse.Namespace) -> int:
