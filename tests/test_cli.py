@@ -79,6 +79,8 @@ def test_pose_extract(tmp_path, capsys):
         (["pose", "convert", "{tmp}/broken.json", "--out", "{tmp}/x.json"], ["broken.json: invalid JSON"]),
         (["data", "validate", "{tmp}/nowhere"], ["nowhere: no such folder"]),
         (["pose", "extract", "{tmp}/a/x.png", "{tmp}/b/x.png", "--out", "{tmp}/o"], ["named x.*"]),
+        (["serve", "--poses", "{tmp}/nowhere"], ["nowhere: no such folder of pose files"]),
+        (["serve", "--model", "{tmp}"], ["model_index.json"]),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, capsys, pose, argv, fragments):

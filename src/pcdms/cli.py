@@ -87,6 +87,31 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine
+    try:
+        from .app import serve
+    except ImportError as error:
+        if error.name != "gradio":
+            raise
+        raise PcdmsError("pcdms serve needs Gradio, an optional dependency: pip install 'pcdms[app]'") from None
+
+    quiet_model_loading()
+    serve(
+        args.model or bundled_model(),
+        host=args.host,
+        port=args.port,
+        poses=args.poses,
+        device=args.device,
+        dtype=args.dtype,
+        max_upload_mb=args.max_upload_mb,
+        queue_size=args.queue_size,
+    )
+    return 0
+
+
 def run_street_examples(pipeline, examples: list[tuple[Path, Path, Path]]):
     """Bundled street pairs (``pairs.csv`` rows, each with its real target photo beside its pose file) through
     ``pipeline`` with the default seeds: the final images, and a grid of source, target pose, stage 2,
@@ -953,6 +978,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the main job on the bundled example and print where the results are")
     demo.add_argument("--out", type=Path, default=Path("pcdms-demo"), help="output folder (default: pcdms-demo)")
     demo.set_defaults(run=run_demo)
+
+    serve = commands.add_parser("serve", help="a web page for pose transfer (Gradio), on this machine by default")
+    serve.add_argument("--model", type=Path, help="a PCDMs pipeline folder (default: the bundled model)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 opens it to the network)"
+    )
+    serve.add_argument("--port", type=int, help="port (default: the first free one from 7860)")
+    serve.add_argument(
+        "--poses", type=Path, help="a folder of pose files (.json) for the gallery (default: the bundled street poses)"
+    )
+    serve.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    serve.add_argument(
+        "--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto", help="auto: float32 on a CPU"
+    )
+    serve.add_argument("--max-upload-mb", type=int, default=20, help="largest upload accepted, in MB (default: 20)")
+    serve.add_argument("--queue-size", type=int, default=16, help="requests that may wait for the model (default: 16)")
+    serve.set_defaults(run=run_serve)
 
     generate = commands.add_parser("generate", help="the person of a photo in a target pose: all three stages")
     generate.add_argument(

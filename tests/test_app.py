@@ -1,0 +1,267 @@
+"""The web page's handlers on the tiny model, and what the running server refuses to serve."""
+
+import json
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+gr = pytest.importorskip("gradio")
+httpx = pytest.importorskip("httpx")
+
+from helpers import body_image, standing_pose  # noqa: E402
+from pcdms import app as app_module  # noqa: E402
+from pcdms.app import (  # noqa: E402
+    PoseTransferApp,
+    Settings,
+    build_page,
+    gallery_poses,
+    launch,
+    output_size,
+    photo_input,
+    shown_on_page,
+    street_examples,
+)
+from pcdms.errors import NoPersonError, PcdmsError  # noqa: E402
+from pcdms.pose import Keypoints, load_pose, write_openpose_json  # noqa: E402
+from pcdms.pose.formats import pose_from_dict, pose_to_dict, write_pose_json  # noqa: E402
+from tiny_pcdms import tiny_pcdms  # noqa: E402
+
+
+class FoundPose:
+    """A stand-in extractor: the standing pose in the image's frame, or nobody in a grey image."""
+
+    def __call__(self, image):
+        if np.asarray(image).std() == 0:
+            raise NoPersonError("no person found")
+        return standing_pose(image.size)
+
+
+@pytest.fixture(scope="module")
+def app():
+    return PoseTransferApp(tiny_pcdms(), street_examples(), gallery_poses(), extractor=FoundPose())
+
+
+@pytest.fixture
+def person(tmp_path):
+    path = tmp_path / "person.png"
+    body_image(standing_pose((64, 128))).save(path)
+    return str(path)
+
+
+def test_examples_and_gallery_come_with_their_poses(app):
+    assert len(app.examples) == 16 and len(app.gallery) == 16
+    image, pose = app.example(3)
+    assert image.size == (64, 128)
+    assert pose_from_dict(pose, "pose") == load_pose(app.examples[3].pose)
+    assert pose_from_dict(app.pose_from_gallery(5), "pose") == app.gallery[5][1]
+
+
+def test_gallery_from_a_folder_spreads_its_choice(tmp_path):
+    for index in range(10):
+        write_pose_json(tmp_path / f"pose{index}.json", standing_pose())
+    assert [name for name, _ in gallery_poses(tmp_path, limit=4)] == ["pose0", "pose2", "pose5", "pose7"]
+    with pytest.raises(PcdmsError, match="missing: no such folder of pose files"):
+        gallery_poses(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PcdmsError, match=r"empty: no pose files \(.json\) in it"):
+        gallery_poses(tmp_path / "empty")
+
+
+def test_poses_from_files_and_photos(app, tmp_path, person):
+    pose = standing_pose((64, 128))
+    write_openpose_json(tmp_path / "openpose.json", pose)
+    assert pose_from_dict(app.pose_from_file(str(tmp_path / "openpose.json")), "pose").allclose(pose, atol=1e-3)
+    assert pose_from_dict(app.pose_from_photo(person), "pose") == pose
+    assert pose_from_dict(app.person(person), "pose") == pose
+    assert app.person(None) is None
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (lambda path: path.write_text("{not json"), r"^bad\.json: "),
+        (lambda path: path.write_text(json.dumps({"people": 3})), r"^bad\.json: not an OpenPose file"),
+        (
+            lambda path: write_pose_json(path, standing_pose().drop(np.arange(18) >= 5)),
+            r"^bad\.json: a pose with 5 of 18 joints is too few to pose a person \(at least 8\)$",
+        ),
+    ],
+)
+def test_bad_pose_files_get_one_line_naming_only_the_file(app, tmp_path, write, message):
+    path = tmp_path / "bad.json"
+    write(path)
+    with pytest.raises(PcdmsError, match=message) as raised:
+        app.pose_from_file(str(path))
+    assert str(tmp_path) not in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_bad_photos_get_one_line_naming_only_the_file(app, tmp_path, monkeypatch):
+    (tmp_path / "notes.png").write_text("not an image")
+    Image.new("RGB", (64, 128), (90, 90, 90)).save(tmp_path / "wall.png")
+    Image.new("RGB", (300, 200)).save(tmp_path / "large.png")
+    cases = [
+        ("notes.png", app.person, r"^notes\.png: not an image file"),
+        ("wall.png", app.pose_from_photo, r"^wall\.png: no person found$"),
+        ("large.png", app.person, r"^large\.png: 300x200 pixels is above the limit of 0 megapixels$"),
+    ]
+    monkeypatch.setattr(app_module, "MAX_PIXELS", 50_000)
+    for name, handler, message in cases:
+        with pytest.raises(PcdmsError, match=message) as raised:
+            handler(str(tmp_path / name))
+        assert str(tmp_path) not in str(raised.value)
+
+
+def test_output_keeps_the_source_aspect_at_the_trained_pixel_count():
+    assert output_size((64, 128), (64, 128)) == (64, 128)
+    assert output_size((352, 512), (512, 512)) == (425, 617)
+    assert output_size((512, 512), (64, 128)) == (91, 91)
+
+
+def test_generate_is_the_pipeline_with_the_poses_the_page_shows(app, person):
+    target = standing_pose((176, 256)).hflip()
+    settings = Settings(prior_steps=2, inpaint_steps=2, refine_steps=2, seed=7)
+    result = app.generate(person, None, pose_to_dict(target), settings)
+    assert result.image.size == result.coarse.size == (64, 128)
+
+    source = Image.open(person).convert("RGB")
+    expected_pose = target.letterbox((64, 128))
+    expected = app.pipeline(
+        source,
+        expected_pose,
+        standing_pose((64, 128)),
+        width=64,
+        height=128,
+        prior_steps=2,
+        inpaint_steps=2,
+        refine_steps=2,
+        generator={stage: torch.Generator().manual_seed(7) for stage in app.stages},
+    ).images[0]
+    assert np.array_equal(np.asarray(result.image), np.asarray(expected))
+    assert np.asarray(result.image).std() > 0
+    assert result.target_pose.size == (64, 128)
+    assert np.array_equal(np.asarray(result.target_pose), np.asarray(app_module.render_pose(expected_pose)))
+    assert result.download.name == "person_pcdms_seed7.png"
+    assert np.array_equal(np.asarray(Image.open(result.download)), np.asarray(result.image))
+
+    again = app.generate(person, None, pose_to_dict(target), settings)
+    assert np.array_equal(np.asarray(again.image), np.asarray(result.image))
+    assert list(app.downloads.iterdir()) == [again.download]  # the earlier download is not kept
+    other = app.generate(person, None, pose_to_dict(target), Settings(2, 2, 2, seed=8))
+    assert not np.array_equal(np.asarray(other.image), np.asarray(result.image))
+
+
+def test_generate_refuses_what_it_cannot_use(app, person):
+    settings = Settings(1, 1, 1)
+    with pytest.raises(PcdmsError, match="choose a person first"):
+        app.generate(None, None, pose_to_dict(standing_pose()), settings)
+    few = standing_pose().drop(np.arange(18) >= 7)
+    with pytest.raises(PcdmsError, match=r"^the target pose: a pose with 7 of 18 joints is too few"):
+        app.generate(person, None, pose_to_dict(few), settings)
+    broken = {**pose_to_dict(standing_pose()), "image_size": [0, 5]}
+    with pytest.raises(PcdmsError, match=r"^the target pose: image_size must be"):
+        app.generate(person, None, broken, settings)
+
+
+def test_errors_reach_the_page_as_messages_not_tracebacks(capsys):
+    def fails(error):
+        raise error
+
+    with pytest.raises(gr.Error) as raised:
+        shown_on_page(fails)(PcdmsError("pose.json: not a pose"))
+    assert raised.value.message == "pose.json: not a pose"
+    with pytest.raises(gr.Error) as raised:
+        shown_on_page(fails)(RuntimeError("CUDA out of memory"))
+    assert raised.value.message == "internal error (RuntimeError); the server's log has the details"
+    assert "CUDA out of memory" in capsys.readouterr().err  # the traceback goes to the server's log
+
+
+def test_an_upload_that_is_not_an_image_is_named(tmp_path):
+    (tmp_path / "holiday.jpg").write_text("not a photo")
+    payload = gr.data_classes.ImageData(path=str(tmp_path / "holiday.jpg"), orig_name="holiday.jpg")
+    with pytest.raises(gr.Error) as raised:
+        photo_input().preprocess(payload)
+    assert raised.value.message == "holiday.jpg: not an image file (or a format Pillow cannot read)"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(app, tmp_path_factory):
+    """The page served on localhost as ``pcdms serve`` serves it, with a 1 MB upload limit."""
+    page = build_page(app)
+    launch(page, port=free_port(), max_upload_mb=1, block=False)
+    yield page.local_url.rstrip("/")
+    page.close()
+
+
+def test_page_lists_the_model_stages_and_examples(server):
+    config = httpx.get(f"{server}/config").json()
+    labels = {component["props"].get("label") for component in config["components"]}
+    assert {"person", "result", "stage 2 (coarse)", "stage 3 steps", "seed (same seed, same image)"} <= labels
+
+
+def test_no_server_file_can_be_read_through_the_page(server, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the server's working folder: Gradio may return files from it, never serve them
+    (tmp_path / "secret.txt").write_text("private")
+    paths = ["/etc/passwd", "../../../../etc/passwd", "secret.txt", str(tmp_path / "secret.txt")]
+    for path in [*paths, app_module.__file__, sys.executable]:
+        response = httpx.get(f"{server}/gradio_api/file={path}")
+        assert response.status_code in (403, 404), path
+        assert "private" not in response.text and "root:" not in response.text
+
+
+def test_uploads_over_the_limit_are_refused(server):
+    small = httpx.post(f"{server}/gradio_api/upload", files={"files": ("small.png", b"x" * 1000)})
+    assert small.status_code == 200
+    large = httpx.post(f"{server}/gradio_api/upload", files={"files": ("large.png", b"x" * 2_000_000)})
+    assert large.status_code == 413
+
+
+def test_keypoints_cross_the_page_as_pcdms_pose_json(app):
+    value = app.pose_from_gallery(0)
+    assert json.loads(json.dumps(value)) == value
+    assert isinstance(pose_from_dict(value, "pose"), Keypoints)
+
+
+def test_generations_wait_their_turn(app, server, person, monkeypatch):
+    """Two users at once: the model runs one generation at a time, the other waits in the queue."""
+    from gradio_client import Client, handle_file
+
+    running, most = 0, 0
+    lock = threading.Lock()
+    generate = app.generate
+
+    def counted(*args):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.5)
+        try:
+            return generate(*args)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(app, "generate", counted)
+    target = app.pose_from_gallery(0)
+
+    def request(seed):
+        client = Client(server, verbose=False)
+        return client.predict(handle_file(person), target, 2, 1, 1, 2.0, 2.0, seed, api_name="/run")
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(request, [1, 2]))
+    assert most == 1
+    assert all(Image.open(result[0]).size == (64, 128) for result in results)
