@@ -283,11 +283,16 @@ def shown_image(label: str, **kwargs) -> gr.Image:
     return gr.Image(label=label, format="png", interactive=False, height=360, elem_classes="shown-large", **kwargs)
 
 
+def picker(images: list, **kwargs) -> gr.Gallery:
+    """A strip of thumbnails to click, whole (not cropped)."""
+    return gr.Gallery(images, columns=8, height=150, allow_preview=False, object_fit="contain", format="png", **kwargs)
+
+
 def build_page(app: PoseTransferApp):
     """The Gradio page over ``app``'s handlers."""
     defaults = Settings()
     # Gradio's cache (uploads, results) is swept of files older than an hour, every hour.
-    with gr.Blocks(title="pcdms: pose transfer", delete_cache=(3600, 3600)) as page:
+    with gr.Blocks(title="pcdms: pose transfer", delete_cache=(3600, 3600), analytics_enabled=False) as page:
         gr.Markdown(
             "# pcdms: this person, that pose\n"
             "Progressive Conditional Diffusion Models (ICLR 2024): stage 1 predicts the target's CLIP embedding, "
@@ -304,14 +309,9 @@ def build_page(app: PoseTransferApp):
                     elem_id="person",
                     elem_classes="shown-large",
                 )
-                person_examples = gr.Gallery(
+                person_examples = picker(
                     [load_image(example.photo) for example in app.examples],
                     label="or pick an example",
-                    columns=8,
-                    height=150,
-                    allow_preview=False,
-                    object_fit="contain",
-                    format="png",
                     elem_id="person-examples",
                 )
             with gr.Column():
@@ -329,14 +329,9 @@ def build_page(app: PoseTransferApp):
                 )
                 with gr.Tabs():
                     with gr.Tab("gallery"):
-                        poses = gr.Gallery(
+                        poses = picker(
                             [(render_pose(keypoints), name) for name, keypoints in app.gallery],
                             show_label=False,
-                            columns=8,
-                            height=150,
-                            allow_preview=False,
-                            object_fit="contain",
-                            format="png",
                             elem_id="pose-gallery",
                         )
                     with gr.Tab("from a photo"):
@@ -418,9 +413,12 @@ def launch(page, host: str = "127.0.0.1", port: int | None = None, max_upload_mb
         ssr_mode=False,
         show_error=False,
         footer_links=[],
-        prevent_thread_lock=not block,
-        quiet=not block,
+        prevent_thread_lock=True,
+        quiet=True,
     )
+    if block:
+        print(f"pcdms serve: {page.local_url} (Ctrl+C stops it)", flush=True)
+        page.block_thread()
 
 
 def serve(
