@@ -1,5 +1,7 @@
 """Shared test material: a known pose, images that show where each joint went, official-layout checkpoints."""
 
+import socket
+
 import numpy as np
 import torch
 
@@ -74,3 +76,10 @@ def save_official(path, state, **extra):
         path,
     )
     return path
+
+
+def free_port() -> int:
+    """A localhost port nothing listens on, for a test server."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,7 +1,6 @@
 """The web page's handlers on the tiny model, and what the running server refuses to serve."""
 
 import json
-import socket
 import sys
 import threading
 import time
@@ -15,7 +14,7 @@ from PIL import Image
 gr = pytest.importorskip("gradio")
 httpx = pytest.importorskip("httpx")
 
-from helpers import body_image, standing_pose  # noqa: E402
+from helpers import body_image, free_port, standing_pose  # noqa: E402
 from pcdms import app as app_module  # noqa: E402
 from pcdms.app import (  # noqa: E402
     PoseTransferApp,
@@ -188,12 +187,6 @@ def test_an_upload_that_is_not_an_image_is_named(tmp_path):
     with pytest.raises(gr.Error) as raised:
         photo_input().preprocess(payload)
     assert raised.value.message == "holiday.jpg: not an image file (or a format Pillow cannot read)"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ screenshot of the finished page is kept in ``test-artifacts/`` (or PCDMS_TEST_AR
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import free_port
 from pcdms.cli import street_examples_path
 from pcdms.pose import Keypoints, load_pose, render_pose
 
@@ -48,12 +48,6 @@ def browser_or_skip():
     if os.environ.get("PCDMS_REQUIRE_BROWSER"):
         pytest.fail(f"the browser test must run here, but {missing}")
     pytest.skip(missing)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

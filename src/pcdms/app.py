@@ -19,6 +19,7 @@ import tempfile
 import threading
 import traceback
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
 from importlib.resources import files
@@ -27,7 +28,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from .cli import street_examples_path
+from .cli import STAGE_NAMES, stage_generators, street_examples_path
 from .errors import PcdmsError
 from .io import image_size, load_image, save_image
 from .pose import COLORS, KEYPOINT_NAMES, LIMBS, Keypoints, draw_overlay, load_pose, render_pose
@@ -102,6 +103,15 @@ def output_size(source_size: tuple[int, int], trained_size: tuple[int, int]) -> 
     return max(1, round(source_size[0] * scale)), max(1, round(source_size[1] * scale))
 
 
+@contextmanager
+def named_by_file_name(path: str):
+    """Errors about an uploaded file name it as the user did, not by its path on the server."""
+    try:
+        yield
+    except PcdmsError as error:
+        raise PcdmsError(str(error).replace(str(path), Path(path).name)) from None
+
+
 class PoseTransferApp:
     """The page's handlers over one pipeline. Files arrive as paths in Gradio's upload folder; messages name
     them by their own name, never by the server's path."""
@@ -134,20 +144,15 @@ class PoseTransferApp:
 
     def pose_from_file(self, path: str) -> dict:
         """A pose file: pcdms or OpenPose JSON."""
-        name = Path(path).name
-        try:
+        with named_by_file_name(path):
             keypoints = load_pose(path)
-        except PcdmsError as error:
-            raise PcdmsError(str(error).replace(str(path), name)) from None
-        return pose_to_dict(self._enough_joints(keypoints, name))
+        return pose_to_dict(self._enough_joints(keypoints, Path(path).name))
 
     def pose_from_gallery(self, index: int) -> dict:
         return pose_to_dict(self.gallery[index][1])
 
     def generate(self, person: str | None, source_pose: dict | None, target_pose: dict, settings: Settings) -> Result:
         """The person in the target pose, with the intermediates the page shows beside it."""
-        import torch
-
         if person is None:
             raise PcdmsError("choose a person first: upload a photo or pick an example")
         name = Path(person).name
@@ -159,7 +164,7 @@ class PoseTransferApp:
         width, height = output_size(source.size, tuple(self.pipeline.inpaint.config.resolution))
         # Into the result's frame without stretching the body, whatever frame the pose was drawn in.
         target_keypoints = target.letterbox((width, height))
-        device = self.pipeline._execution_device
+        seeds = dict.fromkeys(STAGE_NAMES, int(settings.seed))
         output = self.pipeline(
             source,
             target_keypoints,
@@ -171,7 +176,7 @@ class PoseTransferApp:
             refine_steps=settings.refine_steps,
             inpaint_guidance=settings.inpaint_guidance,
             refine_guidance=settings.refine_guidance,
-            generator={stage: torch.Generator(device).manual_seed(int(settings.seed)) for stage in self.stages},
+            generator=stage_generators(seeds, 1, self.pipeline._execution_device),
             return_intermediates=True,
         )
         image = output.images[0]
@@ -187,16 +192,13 @@ class PoseTransferApp:
         )
 
     def _image(self, path: str) -> Image.Image:
-        name = Path(path).name
-        try:
+        with named_by_file_name(path):
             width, height = image_size(path)  # from the header: a small file can hold a huge image
             if width * height > MAX_PIXELS:
                 raise PcdmsError(
-                    f"{name}: {width}x{height} pixels is above the limit of {MAX_PIXELS // 1_000_000} megapixels"
+                    f"{path}: {width}x{height} pixels is above the limit of {MAX_PIXELS // 1_000_000} megapixels"
                 )
             return load_image(path)
-        except PcdmsError as error:
-            raise PcdmsError(str(error).replace(str(path), name)) from None
 
     def _extract(self, image: Image.Image, name: str) -> Keypoints:
         from .pose import extract_pose
