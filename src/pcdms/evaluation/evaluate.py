@@ -31,6 +31,7 @@ from .protocol import (
     resize_for_protocol,
 )
 from .ssim import psnr, ssim
+from .strips import generated_panel
 
 GENERATION_MANIFEST = "pcdms-generate.json"
 # Images whose aspect ratio is this far from the evaluation size's are stretched by the resize; said.
@@ -54,6 +55,11 @@ class EvaluationReport:
     skipped: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     oracle: dict | None = None
+    layouts: dict[str, int] = field(default_factory=dict)  # strip layout applied: how many images
+
+    def note_layout(self, layout) -> None:
+        key = layout.describe()
+        self.layouts[key] = self.layouts.get(key, 0) + 1
 
     def as_dict(self) -> dict:
         return {
@@ -64,6 +70,7 @@ class EvaluationReport:
             "skipped": self.skipped,
             "warnings": self.warnings,
             "oracle_selection": self.oracle,
+            "strip_layouts": self.layouts,
         }
 
     def table(self) -> str:
@@ -71,7 +78,10 @@ class EvaluationReport:
         lines = []
         if self.oracle:
             lines.append(f"ORACLE SELECTION: {self.oracle['label']}; not comparable to one-sample results")
-        lines.append(f"{self.pairs} pairs, protocol {self.protocol['protocol']} at {size} (height x width)")
+        lines.append(f"{self.pairs} pairs, protocol {self.protocol['protocol']} at {size} (width x height)")
+        lines += [
+            f"  cropped to the generated panel: {count} strips of {layout}" for layout, count in self.layouts.items()
+        ]
         for key, (name, higher, style) in METRICS.items():
             if key in self.metrics:
                 arrow = "higher is better" if higher else "lower is better"
@@ -172,12 +182,18 @@ def evaluate(
         }
     lpips_count = scored_count(len(pairs), LPIPS_BATCH, protocol.drop_last)
     fid_count = scored_count(len(pairs), FID_BATCH, protocol.drop_last)
-    ssims, psnrs, distances, features, stretched = [], [], [], [], []
+    ssims, psnrs, distances, features, stretched, flat = [], [], [], [], [], []
     accuracy = PCKh() if pose_extractor is not None else None
     position = 0
     for chunk in tqdm(batches(pairs, batch_size), desc="pairs", unit="batch", disable=not progress):
-        generated_images = [load_image(pair.generated) for pair in chunk]
         truth_images = [load_image(pair.ground_truth) for pair in chunk]
+        generated_images = []
+        for pair, truth in zip(chunk, truth_images, strict=True):
+            # Other methods' released strips: the generated panel alone is scored (or the strip refused).
+            image, layout = generated_panel(load_image(pair.generated), pair.generated, truth.size)
+            generated_images.append(image)
+            if layout is not None:
+                report.note_layout(layout)
         stretched += [
             f"{pair.generated.name} ({image.width}x{image.height})"
             for pair, image in zip(chunk, generated_images, strict=True)
@@ -189,6 +205,8 @@ def evaluate(
         predictions = torch.stack([resize_for_protocol(image, protocol) for image in generated_images]).to(device)
         targets = torch.stack([resize_for_protocol(image, protocol) for image in truth_images]).to(device)
         ssims.append(ssim(predictions, targets, sigma=protocol.ssim_sigma, data_range=protocol.ssim_data_range))
+        ranges = predictions.flatten(1).amax(1) - predictions.flatten(1).amin(1)
+        flat += [pair.generated.name for pair, extent in zip(chunk, ranges.tolist(), strict=True) if extent == 0]
         psnrs.append(psnr(predictions, targets))
         kept = max(0, min(len(chunk), lpips_count - position))
         if lpips is not None and kept:
@@ -199,8 +217,14 @@ def evaluate(
         position += len(chunk)
     if stretched:
         report.warnings.append(
-            f"{len(stretched)} generated images are not {protocol.height}x{protocol.width}-shaped and were "
-            f"stretched to it (first: {stretched[0]})"
+            f"{len(stretched)} generated images are not {protocol.width}x{protocol.height}-shaped (width x height) "
+            f"and were stretched to it (first: {stretched[0]})"
+        )
+    if flat and protocol.ssim_data_range is None:
+        report.warnings.append(
+            f"{len(flat)} generated images are flat (one colour: {', '.join(flat[:3])}{', ...' if len(flat) > 3 else ''}"
+            "); the protocol's SSIM data range, the prediction's max - min, is 0 for them, so their SSIM uses the "
+            "nominal range 1, scikit-image's default"
         )
 
     report.metrics["ssim"] = torch.cat(ssims).mean().item()

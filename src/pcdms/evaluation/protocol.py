@@ -30,8 +30,9 @@ from ..errors import PcdmsError
 from ..io import load_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-# The papers' sizes, written as they write them: height x width.
-NAMED_SIZES = {"256x176": (256, 176), "512x352": (512, 352), "128x64": (128, 64)}
+# The papers' sizes as WIDTHxHEIGHT, like every --size of pcdms; the papers write them height first
+# (256x176), which would read here as a landscape size: those spellings are refused with the right one.
+PAPER_SIZES = {"176x256": "256x176", "352x512": "512x352", "64x128": "128x64"}
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Protocol:
     def settings(self) -> dict:
         return {
             "protocol": self.name,
-            "size": f"{self.height}x{self.width}",
+            "size": f"{self.width}x{self.height}",
             "resize": self.resize,
             "ssim_sigma": self.ssim_sigma,
             "ssim_data_range": "prediction max - min" if self.ssim_data_range is None else self.ssim_data_range,
@@ -64,15 +65,25 @@ PROTOCOLS = {
 }
 
 
-def get_protocol(name: str, size: str = "256x176", drop_last: bool = False) -> Protocol:
-    height, width = parse_height_width(size)
+def get_protocol(name: str, size: str = "176x256", drop_last: bool = False) -> Protocol:
+    """The protocol ``name`` ("pcdms" or "cfld") at ``size``, ``WIDTHxHEIGHT`` (176x256: DeepFashion's
+    256x176 as the papers write it). Raises ValueError for a malformed size, one under 16 pixels, or a
+    paper size written height first."""
+    width, height = parse_width_height(size)
     return replace(PROTOCOLS[name], height=height, width=width, drop_last=drop_last)
 
 
-def parse_height_width(text: str) -> tuple[int, int]:
+def parse_width_height(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` as (width, height), both at least 16."""
     match = re.fullmatch(r"(\d+)x(\d+)", text.strip())
     if not match or min(int(side) for side in match.groups()) < 16:
-        raise ValueError(f"{text!r} is not HEIGHTxWIDTH, for example 256x176")
+        raise ValueError(f"{text!r} is not WIDTHxHEIGHT, for example 176x256")
+    written_height_first = {paper: ours for ours, paper in PAPER_SIZES.items()}
+    if match[0] in written_height_first:
+        raise ValueError(
+            f"{text!r} is WIDTHxHEIGHT in pcdms, a landscape size; the papers' {text} (height x width) is "
+            f"{written_height_first[match[0]]}"
+        )
     return int(match[1]), int(match[2])
 
 
@@ -106,10 +117,11 @@ def image_files(folder: Path, what: str) -> list[Path]:
 
 
 # How the community's code names a generated image of a pair: PCDMs and CFLD SOURCE_to_TARGET.png,
-# GFLA/NTED/PIDM SOURCE_2_TARGET_vis.png, PATN SOURCE___TARGET_vis.jpg. Names themselves may keep their
+# GFLA/NTED/PIDM SOURCE_2_TARGET_vis.png (and the strip SOURCE_2_TARGET_all.png), PATN
+# SOURCE___TARGET_vis.jpg, Deformable-GAN SOURCE.jpg_TARGET.jpg.png. Names themselves may keep their
 # extension (PATN's "0002_c1s1_000451_03.jpg___0002_c6s1_000551_02.jpg_vis.jpg").
-SEPARATORS = ("_to_", "___", "_2_")
-SUFFIXES = ("_vis",)
+SEPARATORS = ("_to_", "___", "_2_", *(f"{suffix}_" for suffix in IMAGE_SUFFIXES))
+SUFFIXES = ("_vis", "_all")
 
 
 def _target_candidates(stem: str) -> Iterable[str]:
@@ -117,13 +129,14 @@ def _target_candidates(stem: str) -> Iterable[str]:
         if suffix and not stem.endswith(suffix):
             continue
         name = stem.removesuffix(suffix) if suffix else stem
+        lowered = name.lower()  # ".JPG_" separates as ".jpg_" does
         for separator in SEPARATORS:
-            start = name.find(separator)
+            start = lowered.find(separator)
             while start != -1:
                 target = name[start + len(separator) :]
                 yield target
                 yield Path(target).stem if Path(target).suffix.lower() in IMAGE_SUFFIXES else target
-                start = name.find(separator, start + 1)
+                start = lowered.find(separator, start + 1)
 
 
 @dataclass(frozen=True)
@@ -135,7 +148,8 @@ class EvaluationPair:
 def pair_with_ground_truth(generated: Sequence[Path], ground_truth: Sequence[Path]) -> list[EvaluationPair]:
     """Each generated image with the ground-truth image of its target, found by name.
 
-    The target is the part of the name after a separator (``_to_``, ``___``, ``_2_``) that names a
+    The target is the part of the name after a separator (``_to_``, ``___``, ``_2_``, or an image
+    extension and ``_`` as in Deformable-GAN's ``SRC.jpg_TGT.jpg.png``) that names a
     ground-truth image, whatever the two files' extensions (the official rule swaps jpg for png). A
     generated image whose name names no ground-truth image is an error, reported by name.
     """

@@ -32,12 +32,22 @@ def _blur(images: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
 
 
 def ssim(
-    prediction: torch.Tensor, target: torch.Tensor, *, sigma: float = 1.2, data_range: float | None = None
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    sigma: float = 1.2,
+    data_range: float | None = None,
+    nominal_range: float = 1.0,
 ) -> torch.Tensor:
-    """Per-image SSIM of (N, C, H, W) images, computed in float64.
+    """Per-image SSIM of (N, C, H, W) images, computed in float64; each in [-1, 1] (1: identical).
 
     ``data_range``: the images' nominal range (1.0 for [0, 1] images); None takes it from each
-    prediction, ``max - min`` over all its channels (the PCDMs/CFLD protocols' setting).
+    prediction, ``max - min`` over all its channels (the PCDMs/CFLD protocols' setting). A flat
+    prediction (one colour) has no range of its own: with C1 = C2 = 0 its SSIM would be 0/0, so it gets
+    ``nominal_range`` (1.0 for [0, 1] images, 255 for 8-bit ones), scikit-image's default for the images'
+    type, and its SSIM is scikit-image's at that range: 1 against an identical flat image, near 0
+    against a different one, never NaN. Raises ValueError for batches of different shapes or images
+    smaller than the Gaussian window.
     """
     if prediction.shape != target.shape or prediction.dim() != 4:
         raise ValueError(f"ssim needs two (N, C, H, W) batches of one shape, got {prediction.shape} and {target.shape}")
@@ -48,6 +58,7 @@ def ssim(
     if data_range is None:
         flat = x.flatten(1)
         ranges = (flat.amax(1) - flat.amin(1)).view(-1, 1, 1, 1)
+        ranges = torch.where(ranges > 0, ranges, torch.full_like(ranges, float(nominal_range)))
     else:
         ranges = torch.full((x.shape[0], 1, 1, 1), float(data_range), dtype=torch.float64)
     c1, c2 = (K1 * ranges) ** 2, (K2 * ranges) ** 2
