@@ -5,6 +5,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ httpx = pytest.importorskip("httpx")
 
 from helpers import body_image, free_port, standing_pose  # noqa: E402
 from pcdms import app as app_module  # noqa: E402
+from pcdms import io as io_module  # noqa: E402
 from pcdms.app import (  # noqa: E402
     PoseTransferApp,
     Settings,
@@ -108,9 +110,9 @@ def test_bad_photos_get_one_line_naming_only_the_file(app, tmp_path, monkeypatch
     cases = [
         ("notes.png", app.person, r"^notes\.png: not an image file"),
         ("wall.png", app.pose_from_photo, r"^wall\.png: no person found$"),
-        ("large.png", app.person, r"^large\.png: 300x200 pixels is above the limit of 0 megapixels$"),
+        ("large.png", app.person, r"^large\.png: 300x200 pixels is too large for pcdms \(at most 16384 pixels a side "),
     ]
-    monkeypatch.setattr(app_module, "MAX_PIXELS", 50_000)
+    monkeypatch.setattr(io_module, "MAX_IMAGE_PIXELS", 50_000)
     for name, handler, message in cases:
         with pytest.raises(PcdmsError, match=message) as raised:
             handler(str(tmp_path / name))
@@ -187,6 +189,40 @@ def test_an_upload_that_is_not_an_image_is_named(tmp_path):
     with pytest.raises(gr.Error) as raised:
         photo_input().preprocess(payload)
     assert raised.value.message == "holiday.jpg: not an image file (or a format Pillow cannot read)"
+
+
+@pytest.mark.parametrize(
+    ("name", "size"), [("huge_12000.png", "12000x12000 pixels"), ("huge_20000.png", "400 megapixels")]
+)
+def test_a_huge_upload_is_refused_from_its_header_with_the_limit(name, size):
+    """Tiny files with huge headers: called too large (not "not an image"), before anything decodes them."""
+    case = Path(__file__).parent / "data" / "cases" / name
+    payload = gr.data_classes.ImageData(path=str(case), orig_name=name)
+    started = time.perf_counter()
+    with pytest.raises(gr.Error) as raised:
+        photo_input().preprocess(payload)
+    assert time.perf_counter() - started < 2  # decoding the 12000 one took tens of seconds
+    assert (
+        raised.value.message == f"{name}: {size} is too large for pcdms (at most 16384 pixels a side and 40 megapixels)"
+    )
+
+
+def test_a_cut_out_is_used_on_white_as_on_the_command_line(app):
+    """The page gets the upload as it is (Gradio would flatten it onto black) and reads it as load_image does."""
+    case = Path(__file__).parent / "data" / "cases" / "rgba_cutout.png"
+    payload = gr.data_classes.ImageData(path=str(case), orig_name="cutout.png")
+    uploaded = photo_input().preprocess(payload)
+    image = app._image(uploaded)
+    clear = np.asarray(Image.open(case))[..., 3] == 0
+    assert (np.asarray(image)[clear] == 255).all()
+    assert np.array_equal(np.asarray(image), np.asarray(io_module.load_image(case)))
+
+
+def test_every_entry_point_refuses_too_few_joints(app, person):
+    """The page, like the command line, the Python API and dataset validation, refuses the three-joint pose."""
+    case = Path(__file__).parent / "data" / "cases" / "three_joints.json"
+    with pytest.raises(PcdmsError, match=r"^three_joints\.json: a pose with 3 of 18 joints is too few .*at least 8"):
+        app.pose_from_file(str(case))
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from pcdms.errors import PoseFileError
+from pcdms.errors import PcdmsWarning, PoseFileError
 from pcdms.pose import (
     KEYPOINT_NAMES,
     OFFICIAL,
@@ -128,10 +128,11 @@ def test_openpose_file_frame_and_person_choice(tmp_path, pose, detected):
     bare = _openpose_file(tmp_path / "bare.json", people)
     with pytest.raises(PoseFileError, match="does not record the image size"):
         read_openpose_json(bare)
-    assert load_pose(bare, image_size=(176, 256)) == pose  # the more confident person
+    with pytest.warns(PcdmsWarning, match="2 people; took person 1"):
+        assert load_pose(bare, image_size=(176, 256)) == pose  # the larger person
     canvas = _openpose_file(tmp_path / "canvas.json", people, canvas_width=176, canvas_height=256)
-    assert load_pose(canvas) == pose
-    assert load_pose(canvas, image_size=(352, 512)).allclose(pose.resize((352, 512)))
+    assert load_pose(canvas, person=1) == pose
+    assert load_pose(canvas, image_size=(352, 512), person=1).allclose(pose.resize((352, 512)))
     empty = _openpose_file(tmp_path / "empty.json", [])
     assert read_openpose_json(empty, (10, 10)) == []
     with pytest.raises(PoseFileError, match="lists no person"):

@@ -31,12 +31,10 @@ from PIL import Image
 from .cli import STAGE_NAMES, stage_generators, street_examples_path
 from .errors import PcdmsError
 from .io import image_size, load_image, save_image
-from .pose import COLORS, KEYPOINT_NAMES, LIMBS, Keypoints, draw_overlay, load_pose, render_pose
+from .pose import COLORS, KEYPOINT_NAMES, LIMBS, Keypoints, check_enough_joints, draw_overlay, load_pose, render_pose
 from .pose.formats import pose_from_dict, pose_to_dict
 
-MIN_POSE_JOINTS = 8
 MAX_UPLOAD_MB = 20
-MAX_PIXELS = 40_000_000
 GALLERY_LIMIT = 60
 
 # Where an absent joint waits in the editor until it is put back: a person standing, as fractions of the frame.
@@ -135,7 +133,8 @@ class PoseTransferApp:
         """An uploaded person's pose, extracted from the photo."""
         if path is None:
             return None
-        return pose_to_dict(self._extract(self._image(path), Path(path).name))
+        name = Path(path).name
+        return pose_to_dict(self._enough_joints(self._extract(self._image(path), name), name))
 
     def pose_from_photo(self, path: str) -> dict:
         """The pose of the person in a second photo."""
@@ -193,12 +192,7 @@ class PoseTransferApp:
 
     def _image(self, path: str) -> Image.Image:
         with named_by_file_name(path):
-            width, height = image_size(path)  # from the header: a small file can hold a huge image
-            if width * height > MAX_PIXELS:
-                raise PcdmsError(
-                    f"{path}: {width}x{height} pixels is above the limit of {MAX_PIXELS // 1_000_000} megapixels"
-                )
-            return load_image(path)
+            return load_image(path)  # as the command line reads it: size from the header first, cut-outs on white
 
     def _extract(self, image: Image.Image, name: str) -> Keypoints:
         from .pose import extract_pose
@@ -211,23 +205,27 @@ class PoseTransferApp:
 
     @staticmethod
     def _enough_joints(keypoints: Keypoints, name: str) -> Keypoints:
-        present = int(keypoints.present.sum())
-        if present < MIN_POSE_JOINTS:
-            raise PcdmsError(
-                f"{name}: a pose with {present} of {len(KEYPOINT_NAMES)} joints is too few to pose a person "
-                f"(at least {MIN_POSE_JOINTS})"
-            )
-        return keypoints
+        return check_enough_joints(keypoints, name)  # the rule of every entry point
 
 
 def photo_input(**kwargs) -> gr.Image:
     """An image upload (a path in Gradio's upload folder) whose file, if it is not an image, gets a message
     naming it: Gradio's own image input fails with only a traceback in the server's log. (A subclass of
-    gr.Image would do it too, but Gradio writes a stub file beside any module that defines one.)"""
-    image = gr.Image(type="filepath", format="png", **kwargs)
+    gr.Image would do it too, but Gradio writes a stub file beside any module that defines one.)
+
+    The size is checked from the file's header before anything decodes it, and the file reaches the handlers
+    as uploaded (``image_mode=None``: Gradio would flatten a cut-out onto black), to be read by
+    :func:`pcdms.io.load_image` as on the command line."""
+    image = gr.Image(type="filepath", format="png", image_mode=None, **kwargs)
     convert = image.preprocess
 
     def preprocess(payload):
+        if payload is not None and payload.path:
+            name = payload.orig_name or Path(payload.path).name
+            try:
+                image_size(payload.path)
+            except PcdmsError as error:
+                raise gr.Error(str(error).replace(str(payload.path), name), print_exception=False) from None
         try:
             return convert(payload)
         except Exception:
@@ -250,6 +248,7 @@ STAGE_PROGRESS = gr.Progress(track_tqdm=True)
 # Small models make small images: the page shows them filling their boxes (the download keeps the real size).
 PAGE_CSS = """
 .shown-large img { width: 100%; height: 100%; object-fit: contain; }
+#person img { background: #fff; } /* a cut-out shown on white, as load_image composes it */
 """
 
 EDITOR_CSS = """

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import tempfile
+import warnings
 from importlib.resources import files
 from pathlib import Path
 
@@ -19,12 +20,13 @@ from PIL import Image
 
 from . import __version__
 from .data import LAYOUTS, available_splits, open_dataset, write_pose_files
-from .errors import PcdmsError
+from .errors import PcdmsError, PcdmsWarning
 from .io import atomic_write, load_image, save_image
 from .pose import (
     KEYPOINT_NAMES,
     OFFICIAL,
     as_keypoints,
+    check_enough_joints,
     draw_overlay,
     get_extractor,
     load_pose,
@@ -158,14 +160,14 @@ def run_pose_extract(args: argparse.Namespace) -> int:
 def run_pose_render(args: argparse.Namespace) -> int:
     background = load_image(args.on) if args.on else None
     frame = background.size if background else args.size
-    keypoints = load_pose(args.pose, image_size=args.image_size or frame)
+    keypoints = load_pose(args.pose, image_size=args.image_size or frame, person=args.person)
     picture = draw_overlay(background, keypoints) if background else render_pose(keypoints, args.size)
     print(save_image(picture, args.out))
     return 0
 
 
 def run_pose_convert(args: argparse.Namespace) -> int:
-    keypoints = load_pose(args.pose, image_size=args.image_size)
+    keypoints = load_pose(args.pose, image_size=args.image_size, person=args.person)
     if args.format == "openpose":
         print(write_openpose_json(args.out, keypoints))
     else:
@@ -285,9 +287,10 @@ def resolve_device(name: str):
     return device
 
 
-def read_pose_input(path: Path, size: tuple[int, int] | None):
-    """A pose file (in the frame of ``size`` where it records none), a pose image, or a photo."""
-    return as_keypoints(path, image_size=size, where=str(path))
+def read_pose_input(path: Path, size: tuple[int, int] | None, person: int | None = None):
+    """A pose file (in the frame of ``size`` where it records none; ``person``: which of an OpenPose file's
+    people), a pose image, or a photo; a pose with too few joints to pose a person is refused."""
+    return check_enough_joints(as_keypoints(path, image_size=size, where=str(path), person=person), str(path))
 
 
 def run_sample_prior(args: argparse.Namespace) -> int:
@@ -343,8 +346,8 @@ def sample_prior_pair(args: argparse.Namespace, pipeline, device, sampling: dict
 
     encoder = ClipImageEncoder.from_pretrained(args.image_encoder).to(device)
     source = load_image(args.source)
-    source_pose = read_pose_input(args.source_pose or args.source, source.size)
-    target_pose = read_pose_input(args.target_pose, args.target_size)
+    source_pose = read_pose_input(args.source_pose or args.source, source.size, args.source_person)
+    target_pose = read_pose_input(args.target_pose, args.target_size, args.target_person)
     generator = torch.Generator(device).manual_seed(args.seed)
     output = pipeline(
         encoder.encode([source]),
@@ -414,8 +417,8 @@ def run_sample_inpaint(args: argparse.Namespace) -> int:
     if not (args.source and args.target_pose and args.out):
         raise PcdmsError("sample inpaint needs --source, --target-pose and --out (or --data for a whole split)")
     source = load_image(args.source)
-    source_pose = read_pose_input(args.source_pose or args.source, source.size)
-    target_pose = read_pose_input(args.target_pose, args.target_size)
+    source_pose = read_pose_input(args.source_pose or args.source, source.size, args.source_person)
+    target_pose = read_pose_input(args.target_pose, args.target_size, args.target_person)
     target_embeds = None
     if pipeline.inpaint.uses_target_embedding:
         target_embeds = target_embedding(args)
@@ -597,6 +600,25 @@ def add_pair_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--target-pose", type=Path, help="the target pose: a pose file, a pose image or a photo")
     parser.add_argument("--target-size", type=parse_size, help="WxH of the target image, for pose files that lack it")
+    add_person_arguments(parser)
+
+
+def add_person_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which person of an OpenPose file that lists several (default: the main subject, the largest)."""
+    for role in ("target", "source"):
+        parser.add_argument(
+            f"--{role}-person",
+            type=parse_person,
+            metavar="N",
+            help=f"the person to take from a {role} OpenPose file listing several: 0, 1, ... (default: the largest)",
+        )
+
+
+def parse_person(text: str) -> int:
+    """A person's index in an OpenPose file: 0, 1, ..."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a person index 0, 1, 2, ...")
+    return int(text)
 
 
 def add_split_arguments(parser: argparse.ArgumentParser) -> None:
@@ -735,8 +757,11 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.pairs is None:
         pipeline.set_progress_bar_config(leave=False)
         source = load_image(args.source)
-        target_pose = read_pose_input(args.target_pose, args.target_size)
-        source_pose = read_pose_input(args.source_pose, source.size) if args.source_pose else None
+        target_pose = read_pose_input(args.target_pose, args.target_size, args.target_person)
+        if args.source_pose:
+            source_pose = read_pose_input(args.source_pose, source.size, args.source_person)
+        else:  # extracted here rather than in the pipeline, so that every message names the photo
+            source_pose = check_enough_joints(as_keypoints(source, where=str(args.source)), str(args.source))
         output = pipeline(source, target_pose, source_pose, generator=generators(1), **settings)
         for path in write_generated(output, 0, args.out, args.samples, args.intermediates):
             print(path)
@@ -816,14 +841,14 @@ def generate_pairs(args: argparse.Namespace, pipeline, settings: dict, generator
             try:
                 source = load_image(source_path)
                 if source_pose_path:
-                    source_pose = read_pose_input(source_pose_path, source.size)
+                    source_pose = read_pose_input(source_pose_path, source.size, args.source_person)
                 else:
-                    source_pose = as_keypoints(source, where=str(source_path))
+                    source_pose = check_enough_joints(as_keypoints(source, where=str(source_path)), str(source_path))
                 if truth is not None and target_path.stem not in truth:
                     raise PcdmsError(
                         f"{target_path}: no ground-truth image {target_path.stem}.* in {args.ground_truth}"
                     )
-                batch.append((index, source, source_pose, read_pose_input(target_path, None)))
+                batch.append((index, source, source_pose, read_pose_input(target_path, None, args.target_person)))
             except PcdmsError as error:
                 print(f"pcdms: error: {error}", file=sys.stderr)
                 failures += 1
@@ -1006,6 +1031,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the target pose: a pose file, a rendered pose image, or a photo to take it from",
     )
     generate.add_argument("--source-pose", type=Path, help="the source's pose (default: extracted from --source)")
+    add_person_arguments(generate)
     generate.add_argument(
         "--target-size", type=parse_size, help="WxH of the target pose's frame, for pose files without one"
     )
@@ -1175,6 +1201,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--image-size", type=parse_size, help="size WxH of the image the pose belongs to, for files that lack it"
     )
     render.add_argument("--on", type=Path, metavar="IMAGE", help="draw over this photo instead of on black")
+    render.add_argument(
+        "--person",
+        type=parse_person,
+        metavar="N",
+        help="the person of an OpenPose file listing several (default: the largest)",
+    )
     render.set_defaults(run=run_pose_render)
 
     convert = pose.add_parser("convert", help="convert a pose file between formats")
@@ -1184,6 +1216,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=("pcdms", "openpose"), default="pcdms", help="JSON flavour (default: pcdms)"
     )
     convert.add_argument("--image-size", type=parse_size, help="size WxH of the image the pose belongs to")
+    convert.add_argument(
+        "--person",
+        type=parse_person,
+        metavar="N",
+        help="the person of an OpenPose file listing several (default: the largest)",
+    )
     convert.set_defaults(run=run_pose_convert)
 
     data = commands.add_parser("data", help="check datasets and write their pose files").add_subparsers(
@@ -1337,10 +1375,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line_warnings(show):
+    """``warnings.showwarning`` that prints pcdms' own warnings as one line, ``pcdms: warning: ...``, and
+    leaves the others to ``show``."""
+
+    def shown(message, category, *args, **kwargs) -> None:
+        if issubclass(category, PcdmsWarning):
+            print(f"pcdms: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, *args, **kwargs)
+
+    return shown
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line_warnings(warnings.showwarning)
+            return args.run(args)
     except PcdmsError as error:
         print(f"pcdms: error: {error}", file=sys.stderr)
     except OSError as error:

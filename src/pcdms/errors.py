@@ -19,3 +19,12 @@ class NoPersonError(PcdmsError):
 
 class DatasetError(PcdmsError):
     """A dataset folder that is not laid out as expected, or whose pairs cannot all be used."""
+
+
+class TooFewJointsError(PcdmsError):
+    """A pose with fewer joints than :data:`pcdms.pose.MIN_POSE_JOINTS`, too few to pose a person."""
+
+
+class PcdmsWarning(UserWarning):
+    """An input that was used, with something the user should know about it (one line); the command line
+    prints it as ``pcdms: warning: ...``."""

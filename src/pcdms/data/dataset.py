@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..errors import DatasetError, PcdmsError
+from ..errors import DatasetError, PcdmsError, TooFewJointsError
 from ..io import load_image
 from ..pose.keypoints import Keypoints, Size
 
@@ -44,6 +44,7 @@ class ValidationReport:
     unreadable_images: list[str] = field(default_factory=list)
     missing_poses: list[str] = field(default_factory=list)
     unreadable_poses: list[str] = field(default_factory=list)
+    few_joint_poses: list[str] = field(default_factory=list)
     unusable_pairs: list[int] = field(default_factory=list)
 
     @property
@@ -56,6 +57,7 @@ class ValidationReport:
             ("images unreadable", self.unreadable_images),
             ("poses missing", self.missing_poses),
             ("poses unreadable", self.unreadable_poses),
+            ("poses with too few joints", self.few_joint_poses),
         )
 
     def error_line(self) -> str:
@@ -122,7 +124,8 @@ class PoseTransferDataset(torch.utils.data.Dataset):
         raise NotImplementedError
 
     def check_pose(self, name: str) -> None:
-        """Read and check the pose of ``name`` without its image; raise PcdmsError if it is bad."""
+        """Read and check the pose of ``name`` without its image; raise PcdmsError if it is bad, and
+        TooFewJointsError if it has fewer joints than pcdms.pose.MIN_POSE_JOINTS (the rule of every entry point)."""
         raise NotImplementedError
 
     def pose(self, name: str, size: Size) -> Keypoints:
@@ -150,7 +153,8 @@ class PoseTransferDataset(torch.utils.data.Dataset):
         return clone
 
     def validate(self, check_images: bool = False, progress: bool = False) -> ValidationReport:
-        """Count missing or unreadable images and poses, and the pairs they make unusable.
+        """Count missing or unreadable images and poses, poses with too few joints to pose a person
+        (pcdms.pose.MIN_POSE_JOINTS), and the pairs they make unusable.
 
         Images are checked for existence, or, with ``check_images``, decoded in full (slower, but it
         catches the truncated files an interrupted download or unzip leaves).
@@ -175,6 +179,9 @@ class PoseTransferDataset(torch.utils.data.Dataset):
                 continue
             try:
                 self.check_pose(name)
+            except TooFewJointsError as error:
+                report.few_joint_poses.append(str(error))
+                bad.add(name)
             except PcdmsError as error:
                 report.unreadable_poses.append(str(error))
                 bad.add(name)

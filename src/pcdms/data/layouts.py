@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import DatasetError, PcdmsError, PoseFileError
 from ..pose.formats import read_annotation_csv, read_pcdms_txt, read_pcdms_txt_vector
-from ..pose.keypoints import Keypoints, Size
+from ..pose.keypoints import Keypoints, Size, check_enough_joints
 from ..pose.vector import OFFICIAL, keypoints_from_vector
 from .dataset import Pair, PoseTransferDataset
 
@@ -108,7 +108,9 @@ class AnnotatedPairsDataset(PoseTransferDataset):
         return name in self.annotations
 
     def check_pose(self, name: str) -> None:
-        """Annotations were all read and checked when the dataset was opened."""
+        """Annotations were all read and checked when the dataset was opened; here, the joint count
+        (an all -1 row, no joint detected, is no pose)."""
+        check_enough_joints(self.annotations[name], f"{self.annotation_csv}: {name}")
 
     def pose(self, name: str, size: Size) -> Keypoints:
         try:
@@ -158,9 +160,10 @@ class PcdmsReleaseDataset(PoseTransferDataset):
     def check_pose(self, name: str) -> None:
         path = self.pose_path(name)
         try:
-            keypoints_from_vector(read_pcdms_txt_vector(path), OFFICIAL.frame, OFFICIAL)
+            keypoints = keypoints_from_vector(read_pcdms_txt_vector(path), OFFICIAL.frame, OFFICIAL)
         except ValueError as error:
             raise PoseFileError(f"{path}: {error}") from None
+        check_enough_joints(keypoints, str(path))
 
     def pose(self, name: str, size: Size) -> Keypoints:
         path = self.pose_path(name)

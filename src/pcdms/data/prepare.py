@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..errors import PcdmsError
 from ..io import image_size, save_image
 from ..pose.formats import write_pcdms_txt
-from ..pose.keypoints import Size
+from ..pose.keypoints import Size, check_enough_joints
 from ..pose.render import render_pose
 from ..pose.vector import OFFICIAL
 from .dataset import PoseTransferDataset
@@ -46,7 +46,8 @@ def write_pose_files(
     """Write the pose map and pose txt of every image of ``dataset`` under ``out_dir``.
 
     Files already there are kept unless ``overwrite``, so an interrupted run resumes. Images without
-    a usable pose are counted in ``failed``, not fatal.
+    a usable pose (unreadable, or fewer joints than pcdms.pose.MIN_POSE_JOINTS) are counted in ``failed``,
+    not fatal, and get no files.
     """
     out_dir = Path(out_dir)
     summary = PrepareSummary()
@@ -61,6 +62,11 @@ def write_pose_files(
             keypoints = dataset.pose(name, image_size(dataset.image_path(name)))
         except PcdmsError as error:
             summary.failed.append(f"{name}: {error}")
+            continue
+        try:  # no empty (or all but empty) pose map: the same joint rule as generation and validation
+            check_enough_joints(keypoints, name)
+        except PcdmsError as error:
+            summary.failed.append(str(error))
             continue
         save_image(render_pose(keypoints, size), map_path)
         write_pcdms_txt(txt_path, keypoints, OFFICIAL)

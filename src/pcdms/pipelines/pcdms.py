@@ -27,12 +27,13 @@ from diffusers.utils import BaseOutput
 from PIL import Image
 from transformers import CLIPVisionModelWithProjection, Dinov2Model
 
-from ..errors import PcdmsError
+from ..errors import NoPersonError, PcdmsError
+from ..io import MIN_IMAGE_SIDE, to_rgb
 from ..models.encoders import ClipImageEncoder
 from ..models.inpaint import InpaintModel
 from ..models.prior import PosePriorTransformer
 from ..models.refine import RefineModel
-from ..pose import Keypoints, as_keypoints, extract_pose
+from ..pose import Keypoints, as_keypoints, check_enough_joints, extract_pose
 from .common import Generators, as_list, image_generators, load_pipeline, pair_generators, to_pil
 from .inpaint import InpaintPipeline
 from .prior import PriorPipeline
@@ -139,7 +140,10 @@ class PCDMsPipeline(DiffusionPipeline):
 
         Poses: :class:`Keypoints`, pose files (pcdms or OpenPose JSON, PCDMs txt), rendered pose images,
         or photos whose pose is extracted; ``source_pose`` defaults to the pose extracted from the source
-        image. ``target_embeds`` (pairs, D): skip stage 1 and use these target CLIP embeddings (for example
+        image. A pose with fewer than :data:`pcdms.pose.MIN_POSE_JOINTS` (8) of the 18 joints is refused
+        (:class:`~pcdms.errors.TooFewJointsError`, as everywhere in pcdms); a source image is read as
+        :func:`pcdms.io.to_rgb` reads any mode and must be at least 16 pixels a side.
+        ``target_embeds`` (pairs, D): skip stage 1 and use these target CLIP embeddings (for example
         the real target's). ``width`` x ``height``: the output size (default: the size the stage-2 model
         was trained at; any size works, native aspect included). Steps and guidance are per stage (the
         official settings by default: stage 1 unguided, stages 2 and 3 at 2.0, UniPC 20 steps).
@@ -156,12 +160,15 @@ class PCDMsPipeline(DiffusionPipeline):
             raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
         if stop_after == "refine" and self.refine is None:
             raise PcdmsError("this pipeline has no stage 3 (refine); call it with stop_after='inpaint'")
-        sources = [image.convert("RGB") for image in as_list(source_image)]
-        target_poses = [as_keypoints(pose) for pose in as_list(target_pose)]
+        sources = [checked_source(image, number, source_image) for number, image in enumerate(as_list(source_image))]
+        target_poses = checked_poses(target_pose, "target pose")
         if source_pose is None:
-            source_poses = [extract_pose(image) for image in sources]
+            source_poses = [
+                checked_poses(image, name_in_batch("source image", number, len(sources)), extract=True)[0]
+                for number, image in enumerate(sources)
+            ]
         else:
-            source_poses = [as_keypoints(pose) for pose in as_list(source_pose)]
+            source_poses = checked_poses(source_pose, "source pose")
         if not len(sources) == len(source_poses) == len(target_poses):
             raise ValueError(
                 f"batch sizes differ: {len(sources)} source images, {len(source_poses)} source poses, "
@@ -231,6 +238,34 @@ class PCDMsPipeline(DiffusionPipeline):
             return PCDMsOutput(images=as_output(images))
         embeds = None if target_embeds is None else target_embeds.float().cpu()
         return PCDMsOutput(images=as_output(images), target_embeds=embeds, coarse_images=as_output(coarse))
+
+
+def name_in_batch(role: str, number: int, count: int) -> str:
+    return f"{role} {number + 1} of {count}" if count > 1 else role
+
+
+def checked_source(image: Image.Image, number: int, batch) -> Image.Image:
+    """A source photo as 8-bit RGB (pcdms.io.to_rgb: any mode, cut-outs on white), refused below the minimum size."""
+    where = name_in_batch("source image", number, len(as_list(batch)))
+    if min(image.size) < MIN_IMAGE_SIDE:
+        width, height = image.size
+        raise PcdmsError(f"{where}: {width}x{height} pixels is too small (at least {MIN_IMAGE_SIDE} pixels a side)")
+    return to_rgb(image, where)
+
+
+def checked_poses(poses, role: str, extract: bool = False) -> list[Keypoints]:
+    """Each pose as keypoints (a photo's extracted when ``extract``), refused with too few joints: the rule of
+    every entry point (pcdms.pose.check_enough_joints). Messages name the file, or the role and place in the batch."""
+    poses = as_list(poses)
+    checked = []
+    for number, pose in enumerate(poses):
+        where = str(pose) if isinstance(pose, str | os.PathLike) else name_in_batch(role, number, len(poses))
+        try:
+            keypoints = extract_pose(pose) if extract else as_keypoints(pose, where=where)
+        except NoPersonError as error:
+            raise NoPersonError(f"{where}: {error}") from None
+        checked.append(check_enough_joints(keypoints, where))
+    return checked
 
 
 def load_pcdms_pipeline(folder: str | os.PathLike, **kwargs) -> PCDMsPipeline:

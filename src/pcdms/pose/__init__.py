@@ -23,7 +23,7 @@ from .formats import (
     write_pose_json,
 )
 from .inputs import as_keypoints
-from .keypoints import KEYPOINT_NAMES, LIMBS, MIRROR, NUM_KEYPOINTS, Keypoints
+from .keypoints import KEYPOINT_NAMES, LIMBS, MIN_POSE_JOINTS, MIRROR, NUM_KEYPOINTS, Keypoints, check_enough_joints
 from .pose_map import is_pose_map, read_pose_map
 from .render import COLORS, draw_overlay, pose_map_tensor, render_pose
 from .vector import CONVENTIONS, FRACTION, OFFICIAL, PoseConvention, get_convention, keypoints_from_vector, pose_vector
@@ -34,6 +34,7 @@ __all__ = [
     "FRACTION",
     "KEYPOINT_NAMES",
     "LIMBS",
+    "MIN_POSE_JOINTS",
     "MIRROR",
     "NUM_KEYPOINTS",
     "OFFICIAL",
@@ -42,6 +43,7 @@ __all__ = [
     "PoseConvention",
     "PoseExtractor",
     "as_keypoints",
+    "check_enough_joints",
     "draw_overlay",
     "extract_pose",
     "from_body25",

@@ -60,8 +60,9 @@ def _native_stderr_silenced() -> Iterator[None]:
 class MediaPipeExtractor:
     """MediaPipe Pose (the full model, ``model_complexity=1``, whose weights ship inside the wheel).
 
-    It finds one person per image: the most prominent. Landmarks less visible than
-    ``min_visibility`` are missing joints.
+    It finds one person per image: the most prominent. The legacy Pose solution tracks a single person and
+    reports nothing about others, so a photo of several people cannot be flagged (the README says so).
+    Landmarks less visible than ``min_visibility`` are missing joints.
     """
 
     def __init__(self, min_detection_confidence: float = 0.5, min_visibility: float = 0.5):

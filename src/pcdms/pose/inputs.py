@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..errors import NoPersonError
+from ..errors import NoPersonError, PcdmsError
 from ..io import load_image
 from .extract import PoseExtractor, extract_pose
 from .formats import load_pose
@@ -26,13 +26,16 @@ def as_keypoints(
     image_size: Size | None = None,
     extractor: PoseExtractor | None = None,
     where: str | None = None,
+    person: int | None = None,
 ) -> Keypoints:
     """The keypoints of ``pose``: keypoints as they are, a pose file, a pose image or a photo (file or PIL image).
 
     A file is an image when Pillow knows its suffix, otherwise a pose file read by :func:`load_pose`
     in the frame of ``image_size`` (which a PCDMs txt needs). An image's pose is in the image's own
-    frame; a photo's is found by ``extractor`` (default: MediaPipe). Errors about an image name
-    ``where`` (default: its file, or "pose image"); those about a file name the file.
+    frame; a photo's is found by ``extractor`` (default: MediaPipe). ``person``: the index of the person
+    to take from an OpenPose file listing several (default: the main subject, see :func:`load_pose`).
+    Errors about an image name ``where`` (default: its file, or "pose image"); those about a file name the
+    file. Raises :class:`~pcdms.errors.PcdmsError`.
     """
     if isinstance(pose, Keypoints):
         return pose
@@ -42,8 +45,10 @@ def as_keypoints(
         raise TypeError(f"a pose is Keypoints, a file path or a PIL image, not {type(pose).__name__}")
     path = Path(pose)
     if path.suffix.lower() in Image.registered_extensions():
+        if person not in (None, 0):
+            raise PcdmsError(f"{path}: a person index picks one of the people of an OpenPose file, not of an image")
         return _from_image(load_image(path), extractor, where or str(path))
-    return load_pose(path, image_size=image_size)
+    return load_pose(path, image_size=image_size, person=person)
 
 
 def _from_image(image: Image.Image, extractor: PoseExtractor | None, where: str) -> Keypoints:

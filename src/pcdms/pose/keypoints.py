@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import TooFewJointsError
+
 KEYPOINT_NAMES = (
     "nose",
     "neck",
@@ -60,6 +62,24 @@ LIMBS = (
 MIRROR = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
 
 Size = tuple[int, int]
+
+# The fewest joints a pose must have to pose a person: with fewer, the pose map says too little about the body
+# and the model invents the rest. One rule for every entry point: generation's target and source poses (command
+# line, Python API, web page), dataset validation and prepare-poses.
+MIN_POSE_JOINTS = 8
+
+
+def check_enough_joints(keypoints: Keypoints, where: str, minimum: int = MIN_POSE_JOINTS) -> Keypoints:
+    """``keypoints`` unchanged when at least ``minimum`` of the 18 joints are present.
+
+    Raises :class:`~pcdms.errors.TooFewJointsError` naming ``where`` (the file, or "the target pose") otherwise.
+    """
+    present = int(keypoints.present.sum())
+    if present < minimum:
+        raise TooFewJointsError(
+            f"{where}: a pose with {present} of {NUM_KEYPOINTS} joints is too few to pose a person (at least {minimum})"
+        )
+    return keypoints
 
 
 def check_size(size: Sequence[int], what: str = "image_size") -> Size:
