@@ -305,3 +305,21 @@ def test_the_page_keeps_to_the_rule_too(tmp_path, pose):
         PoseTransferApp._enough_joints(few, "few.json")
     write_openpose_json(tmp_path / "op.json", few)  # written by another tool, read back the same
     assert load_pose(tmp_path / "op.json") == few
+
+
+def test_a_cut_out_source_is_composed_on_white_in_the_python_api_too():
+    """PCDMsPipeline (and its stage pipelines) read a PIL cut-out as load_image does: on white."""
+    import torch
+
+    from pcdms.io import to_rgb
+    from tiny_pcdms import tiny_pcdms
+
+    pipeline = tiny_pcdms()
+    cutout = Image.open(CASES / "rgba_cutout.png").resize((64, 128))
+    assert cutout.mode == "RGBA"
+    pose, target = standing_pose((64, 128)), standing_pose((64, 128)).hflip()
+    steps = {"prior_steps": 2, "inpaint_steps": 2, "refine_steps": 2, "output_type": "pt"}
+    on_white = pipeline(to_rgb(cutout), target, pose, generator=torch.Generator().manual_seed(0), **steps).images
+    given = pipeline(cutout, target, pose, generator=torch.Generator().manual_seed(0), **steps).images
+    assert torch.equal(on_white, given)
+    assert np.asarray(to_rgb(cutout))[0, 0].tolist() == [255, 255, 255]  # a transparent corner

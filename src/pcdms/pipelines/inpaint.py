@@ -22,6 +22,7 @@ from diffusers.utils import BaseOutput
 from PIL import Image
 from transformers import Dinov2Model
 
+from ..io import to_rgb
 from ..models.inpaint import InpaintModel
 from ..pose.keypoints import Keypoints
 from .common import (
@@ -121,7 +122,7 @@ class InpaintPipeline(UNetStagePipeline):
         already computed. ``output_type``: "pil", or "pt" for a (batch * num_images_per_pair, 3, height,
         width) tensor in [0, 1].
         """
-        sources = [image.convert("RGB") for image in as_list(source_image)]
+        sources = [to_rgb(image) for image in as_list(source_image)]
         source_poses, target_poses = as_list(source_pose), as_list(target_pose)
         if not len(sources) == len(source_poses) == len(target_poses):
             raise ValueError(

@@ -25,6 +25,7 @@ from PIL import Image
 from transformers import Dinov2Model
 
 from ..data.canvas import CanvasLayout, image_tensor
+from ..io import to_rgb
 from ..models.refine import RefineModel
 from .common import (
     Generators,
@@ -104,7 +105,7 @@ class RefinePipeline(UNetStagePipeline):
         layout = self.layout(width, height)
         device, dtype = self._execution_device, self.refine.dtype
         if image_features is None:
-            image_features = self.encode_images([image.convert("RGB") for image in as_list(source_image)])
+            image_features = self.encode_images([to_rgb(image) for image in as_list(source_image)])
         coarse = self.coarse_pixels(coarse_image, layout).to(device, self.vae.dtype)
         if coarse.shape[0] != image_features.shape[0]:
             raise ValueError(f"batch sizes differ: {image_features.shape[0]} sources, {coarse.shape[0]} coarse images")
