@@ -1,6 +1,7 @@
 """The web page's handlers on the tiny model, and what the running server refuses to serve."""
 
 import json
+import shutil
 import sys
 import threading
 import time
@@ -22,9 +23,9 @@ from pcdms.app import (  # noqa: E402
     PoseTransferApp,
     Settings,
     build_page,
+    close_page,
     gallery_poses,
     launch,
-    output_size,
     photo_input,
     shown_on_page,
     street_examples,
@@ -119,10 +120,26 @@ def test_bad_photos_get_one_line_naming_only_the_file(app, tmp_path, monkeypatch
         assert str(tmp_path) not in str(raised.value)
 
 
-def test_output_keeps_the_source_aspect_at_the_trained_pixel_count():
-    assert output_size((64, 128), (64, 128)) == (64, 128)
-    assert output_size((352, 512), (512, 512)) == (425, 617)
-    assert output_size((512, 512), (64, 128)) == (91, 91)
+def test_a_landscape_photo_follows_the_rule_of_every_entry_point(app, tmp_path):
+    """Padded to the model's aspect and cut back (pcdms.pipelines.framing), as the pipeline and the command
+    line do: the page's image is the pipeline's, and keeps the photo's aspect."""
+    pose = standing_pose((150, 100))
+    body_image(pose).save(tmp_path / "wide.png")
+    target = standing_pose((176, 256))
+    settings = Settings(prior_steps=2, inpaint_steps=1, refine_steps=1, seed=5)
+    result = app.generate(str(tmp_path / "wide.png"), pose_to_dict(pose), pose_to_dict(target), settings)
+    expected = app.pipeline(
+        Image.open(tmp_path / "wide.png").convert("RGB"),
+        target,
+        pose,
+        prior_steps=2,
+        inpaint_steps=1,
+        refine_steps=1,
+        generator={stage: torch.Generator().manual_seed(5) for stage in app.stages},
+    ).images[0]
+    assert result.image.size == expected.size == (64, 42)  # 150x100 in a 64x128 frame: rows 43 to 85 of 128
+    assert np.array_equal(np.asarray(result.image), np.asarray(expected))
+    assert result.target_pose.size == (150, 100)  # the target pose as fitted into the photo's frame
 
 
 def test_generate_is_the_pipeline_with_the_poses_the_page_shows(app, person):
@@ -231,7 +248,7 @@ def server(app, tmp_path_factory):
     page = build_page(app)
     launch(page, port=free_port(), max_upload_mb=1, block=False)
     yield page.local_url.rstrip("/")
-    page.close()
+    close_page(page)
 
 
 def test_page_lists_the_model_stages_and_examples(server):
@@ -294,3 +311,46 @@ def test_generations_wait_their_turn(app, server, person, monkeypatch):
         results = list(pool.map(request, [1, 2]))
     assert most == 1
     assert all(Image.open(result[0]).size == (64, 128) for result in results)
+
+
+# The page's own cache (issue 17): Gradio's shared /tmp/gradio is not served, the private folder goes on exit.
+
+
+def test_the_page_serves_its_own_cache_not_gradios_shared_one(app, tmp_path):
+    import tempfile
+    import uuid
+
+    page = build_page(app)
+    launch(page, port=free_port(), block=False)
+    url = page.local_url.rstrip("/")
+    shared = Path(tempfile.gettempdir()).resolve() / "gradio" / uuid.uuid4().hex
+    try:
+        assert page.cache_folder.is_dir() and not str(page.cache_folder).startswith(str(shared.parent))
+        # A file another Gradio application left in the shared folder cannot be fetched through this page.
+        shared.mkdir(parents=True)
+        (shared / "other_app.txt").write_text("someone else's upload")
+        response = httpx.get(f"{url}/gradio_api/file={shared / 'other_app.txt'}")
+        assert response.status_code in (403, 404) and "someone else" not in response.text
+        # An upload lands in the page's own folder, and is served back from it.
+        uploaded = httpx.post(f"{url}/gradio_api/upload", files={"files": ("mine.txt", b"my upload")}).json()[0]
+        assert Path(uploaded).resolve().is_relative_to(page.cache_folder.resolve())
+        assert httpx.get(f"{url}/gradio_api/file={uploaded}").text == "my upload"
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+        close_page(page)
+    assert not page.cache_folder.exists()  # removed when the page closes (and at exit, if it never does)
+    assert app_module.os.environ.get("GRADIO_TEMP_DIR") != str(page.cache_folder)
+
+
+def test_a_busy_port_says_to_pick_another(app):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        page = build_page(app)
+        with pytest.raises(PcdmsError) as raised:
+            launch(page, port=port, block=False)
+    assert str(raised.value) == f"port {port} on 127.0.0.1 is in use: pick another --port"
+    assert not page.cache_folder.exists()

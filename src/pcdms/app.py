@@ -13,8 +13,11 @@ the model, and the queue runs one generation at a time.
 
 from __future__ import annotations
 
-import math
+import atexit
+import os
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import traceback
@@ -95,12 +98,6 @@ def gallery_poses(folder: Path | None = None, limit: int = GALLERY_LIMIT) -> lis
     return [(path.stem, load_pose(path)) for path in chosen]
 
 
-def output_size(source_size: tuple[int, int], trained_size: tuple[int, int]) -> tuple[int, int]:
-    """The result's size: the source's aspect ratio at the pixel count the model was trained at."""
-    scale = math.sqrt(trained_size[0] * trained_size[1] / (source_size[0] * source_size[1]))
-    return max(1, round(source_size[0] * scale)), max(1, round(source_size[1] * scale))
-
-
 @contextmanager
 def named_by_file_name(path: str):
     """Errors about an uploaded file name it as the user did, not by its path on the server."""
@@ -160,16 +157,14 @@ class PoseTransferApp:
         if source_keypoints is None or source_keypoints.image_size != source.size:
             source_keypoints = self._extract(source, name)
         target = self._enough_joints(pose_from_dict(target_pose, "the target pose"), "the target pose")
-        width, height = output_size(source.size, tuple(self.pipeline.inpaint.config.resolution))
-        # Into the result's frame without stretching the body, whatever frame the pose was drawn in.
-        target_keypoints = target.letterbox((width, height))
+        # The rule of every entry point (pcdms.pipelines.framing): the pose fitted into the photo's frame without
+        # stretching the body, the photo padded to the model's aspect, the result cut back to the photo's.
+        target_keypoints = target.letterbox(source.size)
         seeds = dict.fromkeys(STAGE_NAMES, int(settings.seed))
         output = self.pipeline(
             source,
             target_keypoints,
             source_keypoints,
-            width=width,
-            height=height,
             prior_steps=settings.prior_steps,
             inpaint_steps=settings.inpaint_steps,
             refine_steps=settings.refine_steps,
@@ -289,9 +284,32 @@ def picker(images: list, **kwargs) -> gr.Gallery:
     return gr.Gallery(images, columns=8, height=150, allow_preview=False, object_fit="contain", format="png", **kwargs)
 
 
+GRADIO_CACHE_VARIABLE = "GRADIO_TEMP_DIR"
+
+
+def private_cache() -> Path:
+    """A Gradio cache and upload folder of this server's own, removed when the process exits.
+
+    Gradio's default, ``/tmp/gradio``, is shared by every Gradio application on the machine, and a page
+    serves the files of its upload folder: another application's files there could be fetched by their
+    path. Gradio reads its folder from ``GRADIO_TEMP_DIR`` when a page is built and when it is served."""
+    folder = Path(tempfile.mkdtemp(prefix="pcdms-gradio-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # also when the server is stopped by a signal
+    return folder
+
+
+def shared_gradio_cache() -> Path:
+    """Gradio's default upload folder, shared by every Gradio application of the machine: never served."""
+    return Path(tempfile.gettempdir()).resolve() / "gradio"
+
+
 def build_page(app: PoseTransferApp):
-    """The Gradio page over ``app``'s handlers."""
+    """The Gradio page over ``app``'s handlers, with a Gradio cache folder of its own (``page.cache_folder``,
+    removed by :func:`close_page` or at exit)."""
     defaults = Settings()
+    cache = private_cache()
+    previous = os.environ.get(GRADIO_CACHE_VARIABLE)
+    os.environ[GRADIO_CACHE_VARIABLE] = str(cache)
     # Gradio's cache (uploads, results) is swept of files older than an hour, every hour.
     with gr.Blocks(title="pcdms: pose transfer", delete_cache=(3600, 3600), analytics_enabled=False) as page:
         gr.Markdown(
@@ -396,18 +414,51 @@ def build_page(app: PoseTransferApp):
             concurrency_id="model",
             show_progress_on=result,
         )  # fmt: skip
+    page.cache_folder, page.previous_cache_variable = cache, previous
     return page
+
+
+def close_page(page) -> None:
+    """Stop serving ``page`` and remove its cache folder (uploads and results)."""
+    page.close()
+    shutil.rmtree(page.cache_folder, ignore_errors=True)
+    if os.environ.get(GRADIO_CACHE_VARIABLE) == str(page.cache_folder):
+        if page.previous_cache_variable is None:
+            del os.environ[GRADIO_CACHE_VARIABLE]
+        else:
+            os.environ[GRADIO_CACHE_VARIABLE] = page.previous_cache_variable
 
 
 def launch(page, host: str = "127.0.0.1", port: int | None = None, max_upload_mb: int = MAX_UPLOAD_MB,
            queue_size: int = 16, block: bool = True) -> None:  # fmt: skip
     """Serve ``page``: one generation at a time, ``queue_size`` more waiting; uploads up to ``max_upload_mb``;
-    ``block``: until interrupted, or return once the server is up."""
+    ``block``: until interrupted (then the page is closed and its cache removed), or return once the server
+    is up. Only the page's own files are served: its cache folder, never Gradio's shared one. Raises
+    PcdmsError, in one line, when ``port`` is taken (or, with no port, every port from 7860 to 7959)."""
     page.queue(default_concurrency_limit=1, max_size=queue_size)
     system_fonts = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web fonts: the page works offline
+    try:
+        start_server(page, host, port, max_upload_mb, system_fonts)
+    except OSError as error:
+        if "Cannot find empty port" not in str(error):  # Gradio's words: its advice names its own settings
+            raise
+        shutil.rmtree(page.cache_folder, ignore_errors=True)
+        if port is None:
+            raise PcdmsError(f"no free port on {host} from 7860 to 7959: pick one with --port") from None
+        raise PcdmsError(f"port {port} on {host} is in use: pick another --port") from None
+    if block:
+        print(f"pcdms serve: {page.local_url} (Ctrl+C stops it)", flush=True)
+        try:
+            page.block_thread()
+        finally:
+            close_page(page)
+
+
+def start_server(page, host: str, port: int | None, max_upload_mb: int, system_fonts: list[str]) -> None:
     page.launch(
         server_name=host,
         server_port=port,
+        blocked_paths=[str(shared_gradio_cache())],
         max_file_size=f"{max_upload_mb}mb",
         theme=gr.themes.Default(font=system_fonts, font_mono=["ui-monospace", "monospace"]),
         css=PAGE_CSS,
@@ -417,9 +468,6 @@ def launch(page, host: str = "127.0.0.1", port: int | None = None, max_upload_mb
         prevent_thread_lock=True,
         quiet=True,
     )
-    if block:
-        print(f"pcdms serve: {page.local_url} (Ctrl+C stops it)", flush=True)
-        page.block_thread()
 
 
 def serve(
@@ -437,6 +485,8 @@ def serve(
     from .pipelines.pcdms import load_pcdms_pipeline
 
     gallery = gallery_poses(poses)  # before the model: a wrong folder is reported at once
+    # A stop by the service manager (SIGTERM) ends as Ctrl+C does: the page closes and its cache is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     device = resolve_device(device)
     pipeline = load_pcdms_pipeline(model, dtype=resolve_dtype(dtype, device)).to(device)
     launch(build_page(PoseTransferApp(pipeline, street_examples(), gallery)), host, port, max_upload_mb, queue_size)

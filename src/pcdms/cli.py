@@ -95,7 +95,9 @@ def run_serve(args: argparse.Namespace) -> int:
     except ImportError as error:
         if error.name != "gradio":
             raise
-        raise PcdmsError("pcdms serve needs Gradio, an optional dependency: pip install 'pcdms[app]'") from None
+        raise PcdmsError(
+            "pcdms serve needs Gradio, an optional dependency: pip install -e '.[app]' in the pcdms clone"
+        ) from None
 
     quiet_model_loading()
     serve(
@@ -720,8 +722,7 @@ def read_pairs_file(path: Path) -> list[tuple[Path, Path, Path | None]]:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-
-    from .pipelines.pcdms import load_pcdms_pipeline
+    from .pipelines.pcdms import check_sampling, load_pcdms_pipeline
 
     quiet_model_loading()
     model = args.model or bundled_model()
@@ -729,6 +730,14 @@ def run_generate(args: argparse.Namespace) -> int:
         raise PcdmsError("generate needs --source and --target-pose (or --pairs FILE for a batch)")
     if args.best_of > 1 and (args.pairs is None or args.ground_truth is None or args.samples != 1):
         raise PcdmsError("--best-of needs --pairs and --ground-truth, and one image per pair (no --samples)")
+    if args.pairs is not None and (args.source or args.target_pose or args.source_pose):
+        raise PcdmsError(
+            "--pairs takes each pair's photo and poses from its lines: leave out --source, --target-pose and "
+            "--source-pose"
+        )
+    for option, value in (("--samples", args.samples), ("--best-of", args.best_of), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise PcdmsError(f"{option} must be at least 1, got {value}")
     device = resolve_device(args.device)
     if args.pairs is not None:
         from accelerate import PartialState
@@ -738,6 +747,10 @@ def run_generate(args: argparse.Namespace) -> int:
         device = state.device if args.device == "auto" else device
     pipeline = load_pcdms_pipeline(model, dtype=resolve_dtype(args.dtype, device)).to(device)
     steps = per_stage(args.steps, {stage: 20 for stage in STAGE_NAMES})
+    try:
+        check_sampling(steps, stages=pipeline.stages)
+    except PcdmsError as error:
+        raise PcdmsError(f"--steps: {error} (--steps STAGE=N sets one stage)") from None
     guidance = per_stage(args.guidance, {"prior": 0.0, "inpaint": 2.0, "refine": 2.0}, stages=("inpaint", "refine"))
     seeds = per_stage(args.seed, DEFAULT_SEEDS)
     width, height = args.size or (None, None)
@@ -816,6 +829,7 @@ def generate_pairs(args: argparse.Namespace, pipeline, settings: dict, generator
     state = PartialState()
     pairs = read_pairs_file(args.pairs)
     names = [f"{source.stem}_to_{target.stem}.png" for source, target, _ in pairs]
+    check_distinct_outputs(args.pairs, pairs, names)
     truth = ground_truth_by_name(args.ground_truth) if args.best_of > 1 else None
     earlier = read_generation_manifest(args.out) if args.out.is_dir() else None
     if earlier and earlier.get("best_of", 1) != args.best_of:
@@ -848,7 +862,8 @@ def generate_pairs(args: argparse.Namespace, pipeline, settings: dict, generator
                     raise PcdmsError(
                         f"{target_path}: no ground-truth image {target_path.stem}.* in {args.ground_truth}"
                     )
-                batch.append((index, source, source_pose, read_pose_input(target_path, None, args.target_person)))
+                target_pose = read_pose_input(target_path, args.target_size, args.target_person)
+                batch.append((index, source, source_pose, target_pose))
             except PcdmsError as error:
                 print(f"pcdms: error: {error}", file=sys.stderr)
                 failures += 1
@@ -870,6 +885,19 @@ def generate_pairs(args: argparse.Namespace, pipeline, settings: dict, generator
     where = f" (process {state.process_index + 1} of {state.num_processes})" if state.num_processes > 1 else ""
     print(f"{len(mine) - failures} pairs generated{where}, {len(done)} already there, images in {args.out}")
     return 1 if failures else 0
+
+
+def check_distinct_outputs(path: Path, pairs: list, names: list[str]) -> None:
+    """Refuse, in one line, two different pairs of a pairs file whose images would have one name (target
+    poses x_pose.png and x_pose.jpg): the second would be skipped as already there."""
+    first = {}
+    for (source, target, _), name in zip(pairs, names, strict=True):
+        earlier = first.setdefault(name, (source, target))
+        if earlier != (source, target):
+            raise PcdmsError(
+                f"{path}: the pairs {earlier[0].name},{earlier[1].name} and {source.name},{target.name} would both "
+                f"be written as {name}; rename one of the files"
+            )
 
 
 def ground_truth_by_name(folder: Path) -> dict[str, Path]:
@@ -1022,7 +1050,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="the person of a photo in a target pose: all three stages")
     generate.add_argument(
-        "--model", type=Path, help="a PCDMs pipeline folder (from pcdms convert; default: the bundled model)"
+        "--model",
+        type=Path,
+        help="a PCDMs pipeline folder (from pcdms convert), or a bundled model's name (default: pcdms-street)",
     )
     generate.add_argument("--source", type=Path, help="photo of the person")
     generate.add_argument(
@@ -1041,7 +1071,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--out", type=Path, required=True, help="image file (one pair), or folder for SOURCE_to_TARGET.png (--pairs)"
     )
-    generate.add_argument("--size", type=parse_size, help="WxH of the output (default: the model's training size)")
+    generate.add_argument(
+        "--size",
+        type=parse_size,
+        help="WxH the model works at (default: its training size); a photo of another aspect is padded to it and "
+        "the result cut back, keeping the photo's aspect",
+    )
     generate.add_argument(
         "--steps",
         type=parse_stage_value(int),

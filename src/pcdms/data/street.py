@@ -108,7 +108,9 @@ def _cv2():
     try:
         import cv2
     except ImportError:
-        raise PcdmsError("building the street dataset needs OpenCV: pip install 'pcdms[pose]'") from None
+        raise PcdmsError(
+            "building the street dataset needs OpenCV: pip install -e '.[pose]' in the pcdms clone"
+        ) from None
     return cv2
 
 

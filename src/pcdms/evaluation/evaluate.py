@@ -253,7 +253,9 @@ def evaluate(
             f"{inception.source}"
         )
     if accuracy is None:
-        report.skipped["pckh"] = "skipped: no pose extractor (install the pose extra: pip install 'pcdms[pose]')"
+        report.skipped["pckh"] = (
+            "skipped: no pose extractor (the pose extra: pip install -e '.[pose]' in the pcdms clone)"
+        )
     else:
         report.metrics["pckh"] = accuracy.value
         report.notes["pckh"] = (

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -35,6 +37,7 @@ from ..models.prior import PosePriorTransformer
 from ..models.refine import RefineModel
 from ..pose import Keypoints, as_keypoints, check_enough_joints, extract_pose
 from .common import Generators, as_list, image_generators, load_pipeline, pair_generators, to_pil
+from .framing import crop_back, fit_to_model
 from .inpaint import InpaintPipeline
 from .prior import PriorPipeline
 from .refine import RefinePipeline
@@ -144,8 +147,12 @@ class PCDMsPipeline(DiffusionPipeline):
         (:class:`~pcdms.errors.TooFewJointsError`, as everywhere in pcdms); a source image is read as
         :func:`pcdms.io.to_rgb` reads any mode and must be at least 16 pixels a side.
         ``target_embeds`` (pairs, D): skip stage 1 and use these target CLIP embeddings (for example
-        the real target's). ``width`` x ``height``: the output size (default: the size the stage-2 model
-        was trained at; any size works, native aspect included). Steps and guidance are per stage (the
+        the real target's). ``width`` x ``height``: the frame the model works at (default: the
+        size the stage-2 model was trained at; any size works). A source photo of another aspect is padded
+        to the frame's aspect and the result cut back, so each output keeps its source's aspect (see
+        :mod:`pcdms.pipelines.framing`); the target pose is fitted into the source's frame without
+        stretching. Fewer steps than a stage takes (:data:`MIN_STEPS`) or fewer than one image per pair
+        raise PcdmsError. Steps and guidance are per stage (the
         official settings by default: stage 1 unguided, stages 2 and 3 at 2.0, UniPC 20 steps).
         ``generator``: one generator for all stages, or one per stage (``{"prior": g1, "inpaint": g2,
         "refine": g3}``), so that a stage's result depends only on its inputs and its seed; each may be a
@@ -174,6 +181,16 @@ class PCDMsPipeline(DiffusionPipeline):
                 f"batch sizes differ: {len(sources)} source images, {len(source_poses)} source poses, "
                 f"{len(target_poses)} target poses"
             )
+        check_sampling(
+            {"prior": prior_steps, "inpaint": inpaint_steps, "refine": refine_steps}, num_images_per_pair, self.stages
+        )
+        trained_width, trained_height = self.inpaint.config.resolution
+        frame = (width or trained_width, height or trained_height)
+        fitted = [fit_to_model(*pair, frame) for pair in zip(sources, source_poses, target_poses, strict=True)]
+        sources = [pair.source for pair in fitted]
+        source_poses = [pair.source_pose for pair in fitted]
+        target_poses = [pair.target_pose for pair in fitted]
+        boxes = [pair.box for pair in fitted]
 
         def generator_for(stage: str) -> Generators:
             given = generator.get(stage) if isinstance(generator, dict) else generator
@@ -232,6 +249,15 @@ class PCDMsPipeline(DiffusionPipeline):
             ).images
 
         def as_output(pictures: torch.Tensor):
+            if any(box is not None for box in boxes):  # cut back to each source's aspect
+                cut = crop_back(pictures, boxes, num_images_per_pair)
+                if output_type == "pil":
+                    return [to_pil(picture[None] * 2 - 1)[0] for picture in cut]
+                if len({picture.shape for picture in cut}) > 1:
+                    raise ValueError(
+                        "sources of different aspects give outputs of different sizes: use output_type='pil'"
+                    )
+                return torch.stack(cut)
             return pictures if output_type == "pt" else to_pil(pictures * 2 - 1)
 
         if not return_intermediates:
@@ -268,7 +294,39 @@ def checked_poses(poses, role: str, extract: bool = False) -> list[Keypoints]:
     return checked
 
 
+# Fewer steps than these fail inside the samplers: UnCLIP's scheduler needs 2.
+MIN_STEPS = {"prior": 2, "inpaint": 1, "refine": 1}
+
+
+def check_sampling(steps: dict[str, int], num_images_per_pair: int = 1, stages: tuple[str, ...] = STAGES) -> None:
+    """Raise PcdmsError, in one line, for fewer steps than a stage of ``stages`` takes (:data:`MIN_STEPS`) or
+    fewer than one image per pair."""
+    for stage in stages:
+        if steps[stage] < MIN_STEPS[stage]:
+            why = " (UnCLIP's sampler)" if stage == "prior" else ""
+            plural = "s" if MIN_STEPS[stage] > 1 else ""
+            raise PcdmsError(
+                f"{STAGE_TITLES[stage]} needs at least {MIN_STEPS[stage]} sampling step{plural}{why}, got {steps[stage]}"
+            )
+    if num_images_per_pair < 1:
+        raise PcdmsError(f"at least 1 image per pair is needed, got {num_images_per_pair}")
+
+
+# Models shipped inside the package, loadable by name.
+BUNDLED_MODELS = ("pcdms-street",)
+
+
+def model_folder(name_or_folder: str | os.PathLike) -> Path:
+    """The folder of a pipeline: ``name_or_folder`` itself, or where no such folder exists and it names a
+    bundled model (``pcdms-street``), that model's folder inside the package."""
+    path = Path(name_or_folder)
+    if not path.exists() and str(name_or_folder) in BUNDLED_MODELS:
+        return Path(str(files("pcdms") / "assets" / "models" / str(name_or_folder)))
+    return path
+
+
 def load_pcdms_pipeline(folder: str | os.PathLike, **kwargs) -> PCDMsPipeline:
-    """A saved :class:`PCDMsPipeline` (from ``pcdms convert``), from local files only; ``kwargs`` go to
-    ``from_pretrained`` (``dtype``: the weights' precision, default float32; components to replace)."""
-    return load_pipeline(PCDMsPipeline, folder, "PCDMs pipeline", **kwargs)
+    """A saved :class:`PCDMsPipeline` (from ``pcdms convert``), or a bundled model by name
+    (``"pcdms-street"``), from local files only; ``kwargs`` go to ``from_pretrained`` (``dtype``: the
+    weights' precision, default float32; components to replace)."""
+    return load_pipeline(PCDMsPipeline, model_folder(folder), "PCDMs pipeline", **kwargs)

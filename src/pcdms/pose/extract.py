@@ -71,7 +71,7 @@ class MediaPipeExtractor:
                 from mediapipe.python.solutions import pose as mediapipe_pose
         except ImportError:
             raise PcdmsError(
-                "pose extraction needs MediaPipe, an optional dependency: pip install 'pcdms[pose]'"
+                "pose extraction needs MediaPipe, an optional dependency: pip install -e '.[pose]' in the pcdms clone"
             ) from None
         self._solution = mediapipe_pose
         self.min_detection_confidence = min_detection_confidence
