@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import pickletools
+import typing
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
@@ -49,6 +52,107 @@ def detect_stage(keys) -> str | None:
     return None
 
 
+# Modules whose functions a pickle can call to run commands or code: a file importing one of them is
+# never worth the advice to load it anyway.
+_DANGEROUS_MODULES = {"os", "posix", "nt", "subprocess", "builtins", "sys", "shutil", "importlib", "runpy", "pty"}
+_PICKLE_READ_LIMIT = 64 * 2**20  # a pickle stream longer than this is not the metadata of a checkpoint
+# Globals that torch's weights-only unpickler accepts besides its own: not worth naming in a refusal.
+_HARMLESS_GLOBALS = {
+    "collections.OrderedDict",
+    "collections.Counter",
+    "builtins.set",
+    "builtins.frozenset",
+    "builtins.bytearray",
+    "builtins.slice",
+    "builtins.complex",
+    "_codecs.encode",
+}
+
+
+def pickle_imports(path: str | os.PathLike) -> list[str] | None:
+    """The ``module.name`` globals a pickle file would import, read from its opcodes without running any
+    (the pickles inside a ``torch.save`` zip, or the first pickles of a plain file); None when the file
+    holds no readable pickle at all. Torch's own tensor-rebuilding globals are left out."""
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                streams = [
+                    archive.open(name).read(_PICKLE_READ_LIMIT) for name in archive.namelist() if name.endswith(".pkl")
+                ]
+        else:
+            with path.open("rb") as file:
+                streams = [file.read(_PICKLE_READ_LIMIT)]
+    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError):
+        return None
+    names: list[str] = []
+    readable = False
+    for stream in streams:
+        found = _globals_of(stream)
+        if found is not None:
+            readable = True
+            names += [
+                name
+                for name in found
+                if not name.startswith("torch.") and name not in _HARMLESS_GLOBALS and name not in names
+            ]
+    return names if readable else None
+
+
+def _globals_of(stream: bytes) -> list[str] | None:
+    """The globals the pickles at the start of ``stream`` import (a legacy torch file holds several in a row),
+    or None when not even the first one is a complete pickle."""
+    names: list[str] = []
+    offset, complete = 0, 0
+    while offset < len(stream):
+        memo: dict[int, object] = {}
+        pushed: list[object] = []  # what each opcode pushed, to resolve STACK_GLOBAL's two strings
+        try:
+            for opcode, argument, position in pickletools.genops(stream[offset:]):
+                name = opcode.name
+                if name in ("GLOBAL", "INST"):
+                    names.append(str(argument).replace(" ", "."))
+                elif name == "STACK_GLOBAL":
+                    module, attribute = pushed[-2:] if len(pushed) >= 2 else (None, None)
+                    names.append(f"{module}.{attribute}")
+                if name == "MEMOIZE":
+                    memo[len(memo)] = pushed[-1] if pushed else None
+                elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                    memo[int(argument)] = pushed[-1] if pushed else None
+                elif name in ("GET", "BINGET", "LONG_BINGET"):
+                    pushed.append(memo.get(int(argument)))
+                elif name == "STOP":
+                    offset += position + 1
+                    break
+                elif opcode.stack_after:  # strings are kept: STACK_GLOBAL takes its module and name from them
+                    pushed.append(argument if isinstance(argument, str) else None)
+        except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError):
+            break
+        else:
+            if name != "STOP":
+                break
+            complete += 1
+            continue
+        break
+    return names if complete else None
+
+
+def unpickling_refused(path: str | os.PathLike, advice: str = "") -> PcdmsError:
+    """The one-line error for a file that torch's safe (weights-only) loader refused: a pickle that would
+    import other things than tensors (and so could run code), named as such whatever torch's own
+    wording; or, when the file holds no readable pickle, a file that is not a checkpoint at all."""
+    imports = pickle_imports(path)
+    if imports is None:
+        return PcdmsError(f"{path}: not a PyTorch checkpoint, or a corrupt one (no readable pickle data)")
+    shown = ", ".join(imports[:3]) + (", ..." if len(imports) > 3 else "")
+    what = f"import {shown}: objects other than tensors" if imports else "use instructions that build objects"
+    dangerous = any(name.split(".")[0] in _DANGEROUS_MODULES for name in imports)
+    return PcdmsError(
+        f"{path}: refusing to unpickle it: it is a pickle that would {what}, whose unpickling could run code; "
+        "pcdms loads tensors only (torch.load weights_only=True)" + ("" if dangerous or not advice else f"; {advice}")
+    )
+
+
 def _torch_load(path: Path):
     try:
         try:
@@ -59,25 +163,38 @@ def _torch_load(path: Path):
             with warnings.catch_warnings():  # torch warns about the pickle protocol of files it then reads
                 warnings.simplefilter("ignore")
                 return torch.load(path, map_location="cpu", weights_only=True)  # a legacy (non-zip) file
-    except pickle.UnpicklingError as error:
-        # The weights-only unpickler names a class it refuses as an "Unsupported global"; anything else it
-        # cannot read (an unknown opcode) is not a checkpoint at all.
-        if "Unsupported global" not in str(error):
-            reason = str(error).split("\n")[0] if "Weights only" not in str(error) else "unreadable pickle data"
-            raise PcdmsError(f"{path}: not a PyTorch checkpoint, or a corrupt one ({reason})") from None
-        raise PcdmsError(
-            f"{path}: holds Python objects besides tensors, and pcdms never unpickles arbitrary objects; "
+    except pickle.UnpicklingError:
+        # Whatever torch's wording, the weights-only unpickler refused the file: say which kind of file it is.
+        raise unpickling_refused(
+            path,
             'if you trust the file, re-save its weights with: python -c "import torch; '
-            f"torch.save(torch.load('{path}', weights_only=False)['module'], 'weights.pt')\" and load weights.pt"
+            f"torch.save(torch.load('{path}', weights_only=False)['module'], 'weights.pt')\" and load weights.pt",
         ) from None
     except (RuntimeError, EOFError, KeyError, ValueError, OSError) as error:
         reason = str(error).split(". ")[0]
         raise PcdmsError(f"{path}: truncated or corrupt checkpoint ({reason})") from None
 
 
+# What training wrappers put in front of a model's keys: DDP and DeepSpeed wrap the whole model
+# (``module.``); torch.compile wraps a model or any of its parts (``_orig_mod.``).
+WRAPPER_PREFIX = "module."
+COMPILE_SEGMENT = "_orig_mod."
+
+
+def strip_wrapper_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with the keys a bare model has: every ``_orig_mod.`` segment removed, and ``module.``
+    removed from the front when every key starts with it (as many times as it was wrapped)."""
+    if any(COMPILE_SEGMENT in key for key in state):
+        state = {key.replace(COMPILE_SEGMENT, ""): value for key, value in state.items()}
+    while state and all(key.startswith(WRAPPER_PREFIX) for key in state):
+        state = {key.removeprefix(WRAPPER_PREFIX): value for key, value in state.items()}
+    return state
+
+
 def load_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The weights of an official checkpoint: a ``mp_rank_00_model_states.pt`` (or its folder), its
-    ``"module"`` dict; or a plain state dict saved with ``torch.save``."""
+    ``"module"`` dict; or a plain state dict saved with ``torch.save``. Keys saved through a wrapper
+    (``module.``, ``_orig_mod.``) come back as the bare model's."""
     path = Path(path)
     if path.is_dir():
         path = path / OFFICIAL_FILE
@@ -87,7 +204,7 @@ def load_official_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
     state = data.get("module", data) if isinstance(data, dict) else None
     if not _is_state_dict(state):
         raise PcdmsError(f"{path}: not a checkpoint of model weights (expected a 'module' dict of tensors)")
-    return state
+    return strip_wrapper_prefixes(state)
 
 
 def _is_state_dict(data) -> bool:
@@ -99,19 +216,20 @@ def _is_state_dict(data) -> bool:
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A plain state dict: a ``.safetensors`` file, or a dict of tensors saved with ``torch.save`` (read weights-only)."""
+    """A plain state dict: a ``.safetensors`` file, or a dict of tensors saved with ``torch.save`` (read
+    weights-only); wrapper prefixes (``module.``, ``_orig_mod.``) are stripped."""
     path = Path(path)
     if not path.is_file():
         raise PcdmsError(f"{path}: no such weights file")
     if path.suffix == ".safetensors":
         try:
-            return load_file(path)
+            return strip_wrapper_prefixes(load_file(path))
         except SafetensorError as error:
             raise PcdmsError(f"{path}: not a readable safetensors file ({error})") from None
     state = _torch_load(path)
     if not _is_state_dict(state):
         raise PcdmsError(f"{path}: not a state dict (expected a dict of tensors)")
-    return state
+    return strip_wrapper_prefixes(state)
 
 
 def check_state_dict(
@@ -191,12 +309,98 @@ def read_diffusers_weights(folder: str | os.PathLike, subfolder: str | None = No
     legacy = folder / "diffusion_pytorch_model.bin"
     try:
         if single.is_file():
-            return load_file(single)
+            return strip_wrapper_prefixes(load_file(single))
         if index.is_file():
             shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-            return {key: value for shard in shards for key, value in load_file(folder / shard).items()}
+            return strip_wrapper_prefixes(
+                {key: value for shard in shards for key, value in load_file(folder / shard).items()}
+            )
     except (OSError, ValueError, KeyError) as error:
         raise PcdmsError(f"{folder}: cannot read the model weights ({error})") from None
     if legacy.is_file():
         return load_official_state_dict(legacy)
     raise PcdmsError(f"{folder}: no diffusers model weights (diffusion_pytorch_model.safetensors or .bin)")
+
+
+def check_pipeline_folder(pipeline_class, folder: str | os.PathLike, skip=()) -> None:
+    """Each model component of a saved pipeline folder holds the class the pipeline takes, and weights
+    of the sizes its ``config.json`` builds; else one line naming the component and its config file.
+
+    diffusers and transformers would otherwise build a component from whatever config they find (a
+    stage-3 config in the stage-2 folder), fail with a message naming no file, or, where weights are
+    missing, initialise them at random without a word. Only configs and safetensors headers are read
+    (the models are built on the meta device); components in ``skip`` (given by the caller) are left out.
+    """
+    folder = Path(folder)
+    for component, expected in typing.get_type_hints(pipeline_class.__init__).items():
+        options = [option for option in typing.get_args(expected) if option is not type(None)] or [expected]
+        model_class = options[0]
+        config_file = folder / component / "config.json"
+        if component in skip or not isinstance(model_class, type) or not issubclass(model_class, nn.Module):
+            continue
+        if config_file.is_file():
+            check_model_folder(model_class, folder / component, f"{component} component")
+
+
+def check_model_folder(model_class, folder: Path, what: str) -> None:
+    """``folder``'s ``config.json`` describes a ``model_class`` whose every weight is in the folder's
+    safetensors at the shape the config gives (see :func:`check_pipeline_folder`)."""
+    config_file = folder / "config.json"
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        raise PcdmsError(f"{config_file}: the {what}'s config is not readable JSON") from None
+    if not isinstance(config, dict):
+        raise PcdmsError(f"{config_file}: the {what}'s config is not a JSON object")
+    transformers_config = getattr(model_class, "config_class", None)
+    found = config.get("_class_name") if transformers_config is None else config.get("model_type")
+    expected = model_class.__name__ if transformers_config is None else transformers_config.model_type
+    # A full CLIP folder ("clip") holds the vision tower ("clip_vision_model"), as load_local_model accepts.
+    if found and found != expected and not str(expected).startswith(f"{found}_"):
+        raise PcdmsError(f"{config_file}: the {what}'s config is for {found}, not {expected}")
+    shapes = _safetensors_shapes(folder, "model" if transformers_config else "diffusion_pytorch_model")
+    if shapes is None:
+        return  # other weight formats are read, and checked, by the library itself
+    expected_shapes = _built_shapes(model_class, config, transformers_config, config_file, what)
+    given = {key: torch.empty(shape, device="meta") for key, shape in shapes.items()}
+    if transformers_config is not None:  # transformers renames and ties some keys on load: shapes only
+        given = {key: value for key, value in given.items() if key in expected_shapes}
+        expected_shapes = {key: shape for key, shape in expected_shapes.items() if key in given}
+    check_state_dict(given, expected_shapes, f"{folder} (the {what})", f"the sizes of {config_file}")
+
+
+def _safetensors_shapes(folder: Path, stem: str) -> dict[str, list[int]] | None:
+    """Every tensor's shape from the headers of ``stem.safetensors`` (or its shards), or None without such files."""
+    single, index = folder / f"{stem}.safetensors", folder / f"{stem}.safetensors.index.json"
+    try:
+        if index.is_file():
+            files = [folder / shard for shard in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+        elif single.is_file():
+            files = [single]
+        else:
+            return None
+        shapes = {}
+        for path in files:
+            with safe_open(path, "pt") as weights:
+                names = weights.keys()
+                shapes.update({key: weights.get_slice(key).get_shape() for key in names})
+        return shapes
+    except (OSError, ValueError, KeyError, SafetensorError) as error:
+        raise PcdmsError(f"{folder}: cannot read the model weights ({error})") from None
+
+
+def _built_shapes(model_class, config: dict, transformers_config, config_file: Path, what: str) -> dict:
+    """The parameter and buffer shapes of ``model_class`` built from ``config`` on the meta device."""
+    from accelerate import init_empty_weights
+
+    try:
+        with init_empty_weights(include_buffers=True), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if transformers_config is not None:
+                model = model_class(transformers_config.from_dict(config))
+            else:
+                model = model_class.from_config(config)
+    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError, AssertionError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise PcdmsError(f"{config_file}: cannot build the {what} from it ({reason})") from None
+    return {key: value.shape for key, value in model.state_dict().items()}

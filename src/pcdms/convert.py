@@ -20,7 +20,7 @@ from diffusers import AutoencoderKL, UnCLIPScheduler
 from diffusers.utils import logging as diffusers_logging
 from transformers import CLIPVisionModelWithProjection, Dinov2Model
 
-from .checkpoints import OFFICIAL_FILE, STAGE_NAMES, detect_stage, load_official_state_dict
+from .checkpoints import OFFICIAL_FILE, STAGE_NAMES, WRAPPER_PREFIX, detect_stage, load_official_state_dict
 from .errors import PcdmsError
 from .io import atomic_folder
 from .models.encoders import load_local_model
@@ -45,6 +45,9 @@ def _checkpoint(path: str | os.PathLike, stage: str) -> dict[str, torch.Tensor]:
     accepted = ("inpaint", "inpaint-lite") if stage == "inpaint" else (stage,)
     if found not in accepted:
         what = f"a {STAGE_NAMES[found]} checkpoint" if found else "not a PCDMs checkpoint of any stage"
+        wrapped = [key for key in state if key.startswith(WRAPPER_PREFIX)]
+        if not found and wrapped:  # the prefix is stripped only when every key has it
+            what += f" ({len(wrapped)} of its {len(state)} keys carry a wrapper's {WRAPPER_PREFIX!r} prefix)"
         raise PcdmsError(
             f"{path}: given as the {STAGE_NAMES[stage]} checkpoint, but it is {what} (keys like {next(iter(state))!r})"
         )

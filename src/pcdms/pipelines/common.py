@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline
@@ -12,6 +13,7 @@ from diffusers.utils import deprecation_utils
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
+from ..checkpoints import check_pipeline_folder
 from ..data.canvas import CanvasLayout
 from ..errors import PcdmsError
 from ..models.encoders import CLIPImageProcessor, clip_pixels, image_features, load_local_model
@@ -24,9 +26,13 @@ DTYPE_KEYWORD = "dtype" if hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_
 
 def load_pipeline(pipeline_class, folder: str | os.PathLike, what: str, dtype: torch.dtype | None = None, **kwargs):
     """A saved pipeline from local files only, with one-line errors, its weights in ``dtype`` (default:
-    float32); ``kwargs`` go to ``from_pretrained`` (components to replace)."""
+    float32); ``kwargs`` go to ``from_pretrained`` (components to replace). A component whose config is
+    of another class, or whose weights do not have the sizes its config gives, is named with its
+    config file before anything loads (:func:`pcdms.checkpoints.check_pipeline_folder`)."""
     if dtype is not None:
         kwargs[DTYPE_KEYWORD] = dtype
+    if (Path(folder) / "model_index.json").is_file():  # else load_local_model names the folder
+        check_pipeline_folder(pipeline_class, folder, skip=kwargs)
     return load_local_model(pipeline_class, folder, what, marker="model_index.json", **kwargs)
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
+import math
 import os
 import types
 import typing
@@ -155,6 +157,8 @@ def _convert(value: Any, kind: Any, where: str) -> Any:
         options = typing.get_args(kind)
         if value is None and type(None) in options:
             return None
+        if float in options and isinstance(value, int | float) and not isinstance(value, bool):
+            return _convert(value, float, where)  # a number given is checked as one (never read as text)
         errors = []
         for option in (option for option in options if option is not type(None)):
             try:
@@ -184,9 +188,12 @@ def _convert(value: Any, kind: Any, where: str) -> Any:
         if isinstance(value, bool):
             raise PcdmsError(f"{where}: expected a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise PcdmsError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # YAML's .nan and .inf, or the text "nan"
+            raise PcdmsError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if kind is str:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise PcdmsError(f"{where}: expected text, got {value!r}")
@@ -224,11 +231,7 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
     if not isinstance(values, dict):
         raise PcdmsError(f"{path}: expected a mapping of settings at the top")
     for dotted, value in (overrides or {}).items():
-        section = values
-        *parents, name = dotted.split(".")
-        for parent in parents:
-            section = section.setdefault(parent, {})
-        section[name] = value
+        _override(values, dotted, value, path)
     config = _build(RunConfig, values, str(path))
     if config.stage not in STAGES:
         raise PcdmsError(f"{path}: stage must be one of {', '.join(STAGES)}, got {config.stage!r}")
@@ -241,6 +244,128 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
     return config
 
 
+def _override(values: dict[str, Any], dotted: str, value: Any, path: Path) -> None:
+    """Set ``section.name`` (``--set``) in the file's settings; a setting used as a section is refused."""
+    *parents, name = dotted.split(".")
+    if not name or not all(parents):
+        raise PcdmsError(f"--set {dotted}={value}: expected section.name=value")
+    section, kind = values, RunConfig
+    for depth, parent in enumerate(parents):
+        where = ".".join(parents[: depth + 1])
+        kind = _section_kind(kind, parent)
+        inner = section.get(parent)
+        if kind is None or (inner is not None and not isinstance(inner, dict)):
+            shown = f" ({inner!r} in {path})" if parent in section else ""
+            raise PcdmsError(f"--set {dotted}={value}: {where} is a setting{shown}, not a section")
+        if inner is None:  # absent, or an empty section in the file ("prior:" with nothing under it)
+            inner = section[parent] = {}
+        section = inner
+    section[name] = value
+
+
+def _section_kind(kind: Any, name: str) -> Any:
+    """What ``name`` is inside ``kind`` (a settings class, or ``dict`` for free mappings such as an
+    architecture): the class of a section, ``dict``, or None for a setting that holds a value."""
+    if kind is dict:
+        return dict
+    hints = typing.get_type_hints(kind)
+    if name not in hints:
+        return dict  # an unknown name: reading the file names it with the settings it could be
+    options = [option for option in typing.get_args(hints[name]) if option is not type(None)] or [hints[name]]
+    for option in options:
+        if dataclasses.is_dataclass(option):
+            return option
+        if option is dict or typing.get_origin(option) is dict:
+            return dict
+    return None
+
+
+# Numeric settings and their ranges: (section, name, lowest, lowest allowed?, highest, highest allowed?).
+# Checked whenever the section is present, before any data is read, so a bad value never waits for
+# the data to be prepared (nor reaches the optimiser as a traceback).
+_RANGES = [
+    ("training", "max_steps", 1, True, None, False),
+    ("training", "batch_size", 1, True, None, False),
+    ("training", "gradient_accumulation_steps", 1, True, None, False),
+    ("training", "learning_rate", 0, False, None, False),
+    ("training", "weight_decay", 0, True, None, False),
+    ("training", "adam_beta1", 0, True, 1, False),
+    ("training", "adam_beta2", 0, True, 1, False),
+    ("training", "adam_epsilon", 0, False, None, False),
+    ("training", "warmup_steps", 0, True, None, False),
+    ("training", "max_grad_norm", 0, True, None, False),  # 0: no clipping
+    ("training", "ema_decay", 0, False, 1, False),
+    ("training", "checkpoint_every", 1, True, None, False),
+    ("training", "checkpoints_to_keep", 1, True, None, False),  # fewer would delete every checkpoint it writes
+    ("training", "log_every", 1, True, None, False),
+    ("training", "num_workers", 0, True, None, False),
+    ("vae", "kl_weight", 0, True, None, False),
+    ("vae", "scaling_factor", 0, False, None, False),
+    ("prior", "clip_std", 0, False, None, False),
+    ("prior", "noise_offset", 0, True, None, False),
+    ("prior", "embedding_batch_size", 1, True, None, False),
+    ("inpaint", "noise_offset", 0, True, None, False),
+    ("inpaint", "embedding_batch_size", 1, True, None, False),
+    ("refine", "noise_offset", 0, True, None, False),
+]
+MAX_SEED = 2**32 - 1  # numpy's seeds (accelerate's set_seed seeds numpy too)
+
+
+def _check_range(path: Path, name: str, value: Any, low, low_inclusive: bool, high, high_inclusive: bool) -> None:
+    if value is None or isinstance(value, str):  # unset (ema_decay), or "auto" (checked as a choice)
+        return
+    too_low = value < low if low_inclusive else value <= low
+    too_high = high is not None and (value > high if high_inclusive else value >= high)
+    if not too_low and not too_high:
+        return
+    rule = f"at least {low}" if low_inclusive else f"above {low}"
+    if high is not None:
+        rule += f" and at most {high}" if high_inclusive else f" and below {high}"
+    raise PcdmsError(f"{path}: {name} must be {rule}, got {value}")
+
+
+# The class each stage's ``architecture`` mapping is passed to, for its argument names.
+_ARCHITECTURES = {
+    "vae": ("diffusers", "AutoencoderKL"),
+    "prior": ("pcdms.models.prior", "PosePriorTransformer"),
+    "inpaint": ("pcdms.models.inpaint", "InpaintModel"),
+    "refine": ("pcdms.models.refine", "RefineModel"),
+}
+
+
+def _check_architecture(path: Path, stage: str, architecture: dict[str, Any]) -> None:
+    """The architecture's names are arguments of the model it builds, and its numbers are finite."""
+    import importlib
+
+    module, name = _ARCHITECTURES[stage]
+    model_class = getattr(importlib.import_module(module), name)
+    checks = [(f"{stage}.architecture", architecture, model_class)]
+    if isinstance(architecture.get("unet_config"), dict):
+        from diffusers import UNet2DConditionModel
+
+        checks.append((f"{stage}.architecture.unet_config", architecture["unet_config"], UNet2DConditionModel))
+    for where, mapping, cls in checks:
+        known = [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+        for key, value in mapping.items():
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise PcdmsError(f"{path}: {where}: {cls.__name__} has no argument {key!r}{hint}")
+            for number in _numbers(value):
+                if not math.isfinite(number):
+                    raise PcdmsError(f"{path}: {where}.{key}: expected finite numbers, got {value!r}")
+
+
+def _numbers(value: Any) -> list[float]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int | float):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [number for item in value for number in _numbers(item)]
+    return []
+
+
 def _check_values(config: RunConfig, path: Path) -> None:
     choices = [
         ("data.unusable_pairs", config.data.unusable_pairs, ("error", "skip")),
@@ -248,13 +373,14 @@ def _check_values(config: RunConfig, path: Path) -> None:
         ("training.report_to", config.training.report_to, ("none", "tensorboard")),
         ("training.lr_scheduler", config.training.lr_scheduler, tuple(type.value for type in SchedulerType)),
     ]
-    positive = [
-        ("training.max_steps", config.training.max_steps),
-        ("training.batch_size", config.training.batch_size),
-        ("training.gradient_accumulation_steps", config.training.gradient_accumulation_steps),
-        ("training.checkpoint_every", config.training.checkpoint_every),
-        ("training.log_every", config.training.log_every),
-    ]
+    if not 0 <= config.seed <= MAX_SEED:
+        raise PcdmsError(f"{path}: seed must be between 0 and {MAX_SEED}, got {config.seed}")
+    for section_name, name, *bounds in _RANGES:
+        section = getattr(config, section_name)
+        if section is not None:
+            _check_range(path, f"{section_name}.{name}", getattr(section, name), *bounds)
+    section = getattr(config, config.stage)
+    _check_architecture(path, config.stage, section.architecture)
     probabilities = []
     if config.vae is not None:
         vae = config.vae
@@ -303,9 +429,6 @@ def _check_values(config: RunConfig, path: Path) -> None:
     for name, value, allowed in choices:
         if value not in allowed:
             raise PcdmsError(f"{path}: {name} must be one of {', '.join(map(str, allowed))}, got {value!r}")
-    for name, value in positive:
-        if value < 1:
-            raise PcdmsError(f"{path}: {name} must be at least 1, got {value}")
     for name, value in probabilities:
         if not 0 <= value <= 1:
             raise PcdmsError(f"{path}: {name} is a probability, between 0 and 1, got {value}")

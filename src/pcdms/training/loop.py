@@ -9,14 +9,13 @@ checkpoints and exact resumption. DeepSpeed and FSDP come through accelerate's o
 Resumption is exact: the data order of an epoch is fixed by the seed and the epoch, and the noise,
 timesteps and condition drops of each micro-batch come from a generator seeded by the seed, the
 micro-batch number and the process, so a run stopped at step k and resumed continues as if it had
-never stopped.
+never stopped. Checkpoints are written all at once and read without unpickling code (see ``.state``).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,8 +31,16 @@ from tqdm.auto import tqdm
 
 from ..errors import PcdmsError
 from .config import TrainingConfig
+from .state import (
+    CHECKPOINTS,
+    EMA_FILE,
+    checkpoint_step,
+    find_checkpoint,
+    load_ema,
+    prune_checkpoints,
+    write_checkpoint,
+)
 
-CHECKPOINTS = "checkpoints"
 FINAL_MODEL = "model"
 
 
@@ -60,28 +67,6 @@ def micro_batch_generator(seed: int, micro_step: int, process: int) -> torch.Gen
     return torch.Generator().manual_seed((seed * 1_000_003 + process * 7_919 + micro_step) % 2**63)
 
 
-def checkpoint_step(folder: Path) -> int:
-    return int(folder.name.removeprefix("step-"))
-
-
-def saved_checkpoints(output_dir: Path) -> list[Path]:
-    """The run's checkpoint folders, oldest first."""
-    return sorted((output_dir / CHECKPOINTS).glob("step-*"), key=checkpoint_step)
-
-
-def find_checkpoint(output_dir: Path, resume: str) -> Path | None:
-    """The checkpoint to resume from: ``latest`` (None if there is none), ``none``, or a folder."""
-    if resume == "none":
-        return None
-    if resume == "latest":
-        folders = saved_checkpoints(output_dir)
-        return folders[-1] if folders else None
-    folder = Path(resume)
-    if not folder.is_dir() or not folder.name.startswith("step-"):
-        raise PcdmsError(f"{folder}: not a training checkpoint folder (expected .../checkpoints/step-N)")
-    return folder
-
-
 def train(
     config: TrainingConfig,
     task: Task,
@@ -93,9 +78,10 @@ def train(
 ) -> Path:
     """Train ``task.model``; return the folder of the final model (``output_dir/model``).
 
-    ``resume``: ``latest`` (the newest checkpoint in ``output_dir``, if any), ``none``, or a checkpoint
-    folder. ``run_config`` is logged with the run. ``on_step(step, loss)`` is called after every
-    optimiser step with the mean loss since the last log.
+    ``resume``: ``latest`` (the newest complete checkpoint in ``output_dir``, if any; the damaged ones
+    newer than it are reported and skipped), ``none``, or a checkpoint folder. ``run_config`` is logged
+    with the run. ``on_step(step, loss)`` is called after every optimiser step with the mean loss since
+    the last log.
     """
     output_dir = Path(output_dir)
     if config.report_to == "tensorboard" and not is_tensorboard_available():
@@ -138,20 +124,29 @@ def train(
     model, optimizer, loader, lr_scheduler = accelerator.prepare(model, optimizer, loader, lr_scheduler)
     ema = None
     if config.ema_decay is not None:
+        # Not registered with accelerate, which would unpickle it on resume: saved as safetensors by .state.
         ema = EMAModel(accelerator.unwrap_model(model).parameters(), decay=config.ema_decay)
         ema.to(accelerator.device)
-        accelerator.register_for_checkpointing(ema)
 
     global_step = 0
-    checkpoint = find_checkpoint(output_dir, resume)
+    checkpoint = find_checkpoint(output_dir, resume, accelerator.process_index, accelerator.print)
     if checkpoint is not None:
+        has_ema = (checkpoint / EMA_FILE).is_file()
+        if has_ema != (ema is not None):
+            saved = "with an EMA of the weights" if has_ema else "without an EMA"
+            raise PcdmsError(
+                f"{checkpoint}: saved {saved}; resume with the training.ema_decay it was saved with, "
+                "or start over with --resume none"
+            )
         try:
             accelerator.load_state(str(checkpoint))
         except (RuntimeError, ValueError, KeyError) as error:
             raise PcdmsError(
                 f"{checkpoint}: cannot resume from it with these settings ({str(error).splitlines()[0]}); "
-                "resume with the settings it was saved with (an EMA, the model), or start over with --resume none"
+                "resume with the settings it was saved with (the model, the optimiser), or start over with --resume none"
             ) from None
+        if ema is not None:
+            load_ema(ema, checkpoint, accelerator.device)
         global_step = checkpoint_step(checkpoint)
         accelerator.print(f"resumed from {checkpoint} at step {global_step}")
     if accelerator.is_main_process and config.report_to != "none":
@@ -176,11 +171,9 @@ def train(
 
     def save_checkpoint() -> None:
         folder = output_dir / CHECKPOINTS / f"step-{global_step}"
-        accelerator.save_state(str(folder))
+        write_checkpoint(accelerator, folder, ema)  # under a temporary name, renamed when complete
         if accelerator.is_main_process:
-            older = saved_checkpoints(output_dir)[: -config.checkpoints_to_keep]
-            for stale in older:
-                shutil.rmtree(stale, ignore_errors=True)
+            prune_checkpoints(output_dir, folder, config.checkpoints_to_keep)
 
     try:
         for epoch in itertools.count(first_epoch):
