@@ -91,7 +91,7 @@ def evaluate(folder: Path, ground_truth: Path, *options: str) -> dict:
         "--ground-truth",
         str(ground_truth),
     ]
-    subprocess.run([*command, "--size", "128x64", *options, "--out", str(report)], check=True)
+    subprocess.run([*command, "--size", "64x128", *options, "--out", str(report)], check=True)
     return json.loads(report.read_text())
 
 

@@ -1,14 +1,20 @@
 """Stage-2 training on the shared loop, on the toy dataset with tiny random encoders and VAE: it learns
 its pairs, its randomness comes only from the loop's generator, and bad set-ups fail in one line."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
 import yaml
+from diffusers import AutoencoderKL
+from PIL import Image
 
+from pcdms.data import open_dataset
 from pcdms.data.canvas import image_tensor
 from pcdms.data.toy import write_tiny_clip, write_tiny_dinov2, write_toy_dataset, write_toy_vae
 from pcdms.errors import PcdmsError
+from pcdms.models.encoders import CLIPImageProcessor, clip_pixels, image_features
 from pcdms.pipelines.inpaint import load_inpaint_pipeline
 from pcdms.training import load_config, run_training
 from pcdms.training.config import InpaintConfig
@@ -75,7 +81,8 @@ def test_a_tiny_model_learns_its_pairs_and_samples_them(tmp_path, two_pairs):
     pipeline = load_inpaint_pipeline(final)
     pipeline.set_progress_bar_config(disable=True)
     task = InpaintTask(config.inpaint, config.data, config.output_dir)
-    pairs = [task.dataset.dataset[index] for index in range(len(task.dataset))]
+    dataset = open_dataset(two_pairs / "data", "train")
+    pairs = [dataset[index] for index in range(len(dataset))]
     assert len(pairs) == 2
     embeds = torch.stack([task.dataset[index]["target_embeds"] for index in range(len(pairs))])
     images = pipeline(
@@ -122,18 +129,54 @@ def test_drops_zero_the_encoders_pixel_inputs(task, monkeypatch):
     dropped = task.loss(task.model, batch, seed(1))
     monkeypatch.setattr(task.config, "drop_image_features", 0.0)
     monkeypatch.setattr(task.config, "drop_target_embedding", 0.0)
-    blank = {**batch, "pixels": torch.zeros_like(batch["pixels"]), "target_embeds": task.null_embeds.expand(3, -1)}
-    assert torch.equal(dropped, task.loss(task.model, blank, seed(1)))
+    zero_pixels = image_features(task.dinov2, torch.zeros(1, 3, 224, 224)).expand(3, -1, -1)
+    blank = {**batch, "tokens": zero_pixels, "target_embeds": task.null_embeds.expand(3, -1)}
+    assert torch.allclose(dropped, task.loss(task.model, blank, seed(1)), rtol=1e-6)
     assert not torch.equal(dropped, task.loss(task.model, batch, seed(1)))
 
 
-def test_the_canvas_items_match_the_layout(task):
-    item = task.dataset[0]
-    assert item["canvas"].shape == item["masked"].shape == item["pose"].shape == (3, 128, 128)
-    assert torch.equal(item["masked"][:, :, :64], item["canvas"][:, :, :64]) and torch.all(
-        item["masked"][:, :, 64:] == -1
+def test_the_cached_items_are_what_the_frozen_networks_give(task, toy, tmp_path):
+    """Every cached tensor equals the frozen network run on the pair's images as the layout places them."""
+    dataset = open_dataset(toy / "data", "train")
+    for index in (0, 5):
+        pair, item = dataset[index], task.dataset[index]
+        with torch.no_grad():
+            canvas = task.vae.encode(task.layout.image_canvas(pair.source_image, pair.target_image)[None]).latent_dist
+            masked = task.vae.encode(task.layout.image_canvas(pair.source_image, None)[None]).latent_dist
+            tokens = image_features(task.dinov2, clip_pixels([pair.source_image], CLIPImageProcessor()))
+        assert item["canvas"].shape == (8, 16, 16)  # 4 channels of mean and of std; the toy VAE is 1/8
+        assert torch.allclose(item["canvas"], torch.cat([canvas.mean, canvas.std], dim=1)[0], atol=1e-5)
+        assert torch.allclose(item["masked"], torch.cat([masked.mean, masked.std], dim=1)[0], atol=1e-5)
+        assert torch.allclose(item["tokens"], tokens[0], atol=1e-5)
+        assert torch.equal(item["pose"], task.layout.pose_canvas(pair.source_pose, pair.target_pose))
+        assert item["target_embeds"].shape == (32,)
+
+
+def test_the_cache_is_read_back_and_keyed_by_content(toy, tmp_path, monkeypatch):
+    """A second run reads the cache without running the VAE; a changed image is encoded again, alone."""
+    data = tmp_path / "data"
+    shutil.copytree(toy / "data", data)
+    config = load_config(write_config(tmp_path, toy), overrides={"data.root": str(data)})
+    first = InpaintTask(config.inpaint, config.data, config.output_dir)
+    encoded = []
+    original = AutoencoderKL.encode
+    monkeypatch.setattr(
+        AutoencoderKL, "encode", lambda vae, images: encoded.append(len(images)) or original(vae, images)
     )
-    assert item["pixels"].shape == (3, 224, 224) and item["target_embeds"].shape == (32,)
+    second = InpaintTask(config.inpaint, config.data, config.output_dir)
+    assert encoded == []
+    assert torch.equal(first.dataset[3]["canvas"], second.dataset[3]["canvas"])
+
+    dataset = open_dataset(data, "train")
+    source, _ = dataset.pairs[0]
+    image = Image.open(dataset.image_path(source)).convert("RGB")
+    Image.fromarray(255 - np.array(image)).save(dataset.image_path(source))
+    third = InpaintTask(config.inpaint, config.data, config.output_dir)
+    changed = [pair for pair in dataset.pairs if source in pair]
+    assert sum(encoded) == len(changed) + 1  # the canvases it is in, and its masked canvas
+    assert not torch.allclose(third.dataset[0]["canvas"], first.dataset[0]["canvas"])
+    unchanged = next(index for index, pair in enumerate(dataset.pairs) if source not in pair)
+    assert torch.equal(third.dataset[unchanged]["canvas"], first.dataset[unchanged]["canvas"])
 
 
 def test_the_model_records_its_training_size_and_can_be_continued(tmp_path):

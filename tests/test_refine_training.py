@@ -15,6 +15,7 @@ from pcdms.data.canvas import image_tensor
 from pcdms.data.refine import pair_image_name
 from pcdms.data.toy import write_tiny_dinov2, write_toy_dataset, write_toy_vae
 from pcdms.errors import PcdmsError
+from pcdms.models.encoders import CLIPImageProcessor, clip_pixels, image_features
 from pcdms.pipelines.refine import load_refine_pipeline
 from pcdms.training import load_config, run_training
 from pcdms.training.config import RefineConfig
@@ -116,18 +117,27 @@ def test_a_tiny_model_learns_its_pairs_and_refines_them(tmp_path, two_pairs):
 @pytest.fixture(scope="module")
 def task(toy, tmp_path_factory):
     config = load_config(write_config(tmp_path_factory.mktemp("task"), toy))
-    return RefineTask(config.refine, config.data)
+    return RefineTask(config.refine, config.data, config.output_dir)
 
 
-def test_the_items_are_placed_with_the_layout(task, toy):
-    item = task.dataset[0]
-    assert item["target"].shape == item["coarse"].shape == (3, 128, 64)
-    pair = task.dataset.dataset[0]
-    assert torch.equal(item["target"], image_tensor(pair.target_image))
-    # The coarse image, written at half size, comes back resized (bicubic) to the layout's size.
-    coarse = Image.open(toy / "coarse" / pair_image_name(*task.dataset.dataset.pairs[0]))
-    assert torch.equal(item["coarse"], image_tensor(coarse.resize((64, 128), Image.Resampling.BICUBIC)))
-    assert item["pixels"].shape == (3, 224, 224)
+def test_the_cached_items_are_what_the_frozen_networks_give(task, toy):
+    """Each pair's cached posteriors are the VAE's of the target and of the coarse image as the layout places them
+    (the coarse image, written at half size, resized back with bicubic); its tokens are DINOv2's of the source."""
+    dataset = open_dataset(toy / "data", "train")
+    batch = task.collate([task.dataset[index] for index in (0, 4)])
+    for row, index in enumerate((0, 4)):
+        pair = dataset[index]
+        coarse = Image.open(toy / "coarse" / pair_image_name(*dataset.pairs[index])).convert("RGB")
+        with torch.no_grad():
+            target = task.vae.encode(image_tensor(pair.target_image)[None]).latent_dist
+            placed = image_tensor(coarse.resize((64, 128), Image.Resampling.BICUBIC))
+            coarse_posterior = task.vae.encode(placed[None]).latent_dist
+            tokens = image_features(task.dinov2, clip_pixels([pair.source_image], CLIPImageProcessor()))
+        assert torch.allclose(batch["target"][row], torch.cat([target.mean, target.std], dim=1)[0], atol=1e-5)
+        assert torch.allclose(
+            batch["coarse"][row], torch.cat([coarse_posterior.mean, coarse_posterior.std], dim=1)[0], atol=1e-5
+        )
+        assert torch.allclose(batch["tokens"][row], tokens[0], atol=1e-5)
 
 
 def test_the_loss_draws_all_its_randomness_from_the_generator(task):
@@ -144,7 +154,10 @@ def test_the_drop_zeroes_the_coarse_pixels_and_never_the_source(task, monkeypatc
     monkeypatch.setattr(task.config, "drop_coarse_image", 1.0)
     dropped = task.loss(task.model, batch, seed(1))
     monkeypatch.setattr(task.config, "drop_coarse_image", 0.0)
-    assert torch.equal(dropped, task.loss(task.model, {**batch, "coarse": torch.zeros_like(batch["coarse"])}, seed(1)))
+    with torch.no_grad():
+        zero = task.vae.encode(torch.zeros(1, 3, 128, 64)).latent_dist
+    blank = {**batch, "coarse": torch.cat([zero.mean, zero.std], dim=1).expand(3, -1, -1, -1)}
+    assert torch.allclose(dropped, task.loss(task.model, blank, seed(1)), rtol=1e-6)
     assert not torch.equal(dropped, task.loss(task.model, batch, seed(1)))
 
 
@@ -156,7 +169,7 @@ def test_missing_coarse_images_are_one_line_with_the_command_that_writes_them(tm
         (coarse / pair_image_name(*names)).write_bytes((toy / "coarse" / pair_image_name(*names)).read_bytes())
     config = load_config(write_config(tmp_path, toy, refine={"coarse_images": str(coarse)}))
     with pytest.raises(PcdmsError) as error:
-        RefineTask(config.refine, config.data)
+        RefineTask(config.refine, config.data, config.output_dir)
     message = str(error.value)
     assert "\n" not in message
     assert (
@@ -170,7 +183,7 @@ def test_missing_coarse_images_are_one_line_with_the_command_that_writes_them(tm
     config = load_config(
         write_config(tmp_path, toy, refine={"coarse_images": str(coarse)}, data={"unusable_pairs": "skip"})
     )
-    assert len(RefineTask(config.refine, config.data).dataset) == 11
+    assert len(RefineTask(config.refine, config.data, config.output_dir).dataset) == 11
 
 
 def test_the_model_records_its_training_size_and_can_be_continued(tmp_path):
@@ -194,7 +207,7 @@ def test_a_model_that_does_not_fit_its_encoders_is_named(tmp_path, toy):
         match=r"the stage-3 model does not fit its encoders: the UNet takes 9 input channels, the VAE's latents "
         r"need 8 .*; DINOv2 gives 32-d tokens, the model takes 64-d",
     ):
-        RefineTask(config.refine, config.data)
+        RefineTask(config.refine, config.data, config.output_dir)
 
 
 @pytest.mark.parametrize(

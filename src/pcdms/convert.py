@@ -23,7 +23,7 @@ from transformers import CLIPVisionModelWithProjection, Dinov2Model
 from .checkpoints import OFFICIAL_FILE, STAGE_NAMES, WRAPPER_PREFIX, detect_stage, load_official_state_dict
 from .errors import PcdmsError
 from .io import atomic_folder
-from .models.encoders import load_local_model
+from .models.encoders import load_clip_vision, load_local_model
 from .models.inpaint import InpaintModel
 from .models.prior import PosePriorTransformer
 from .models.refine import RefineModel
@@ -214,7 +214,7 @@ def assemble_trained(
         components.update(
             prior=stage1.prior,
             prior_scheduler=stage1.scheduler,
-            clip_encoder=load_local_model(CLIPVisionModelWithProjection, clip, "CLIP vision encoder"),
+            clip_encoder=load_clip_vision(clip),
         )
     if refine is not None:
         stage3 = load_refine_pipeline(refine)

@@ -20,12 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch.utils.data import Dataset
 
-from ..models.encoders import clip_pixels
 from ..pose.keypoints import Keypoints, check_size
 from ..pose.render import pose_map_tensor
-from .dataset import PoseTransferDataset
 
 
 def image_tensor(image: Image.Image) -> torch.Tensor:
@@ -110,32 +107,3 @@ class CanvasLayout:
         left, top, _, _ = self.padding
         start = self.padded_size[0] + left
         return canvas[..., top : top + self.height, start : start + self.width]
-
-
-class CanvasPairs(Dataset):
-    """Each pair as stage 2 trains on it: the [source | target] canvas, the [source | black] canvas, the
-    pose canvas, the source's encoder pixels (for DINOv2) and, if given, the target's CLIP embedding."""
-
-    def __init__(
-        self,
-        dataset: PoseTransferDataset,
-        layout: CanvasLayout,
-        processor,
-        embeds: dict[str, torch.Tensor] | None = None,
-    ):
-        self.dataset, self.layout, self.processor, self.embeds = dataset, layout, processor, embeds
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        pair = self.dataset[index]
-        item = {
-            "canvas": self.layout.image_canvas(pair.source_image, pair.target_image),
-            "masked": self.layout.image_canvas(pair.source_image, None),
-            "pose": self.layout.pose_canvas(pair.source_pose, pair.target_pose),
-            "pixels": clip_pixels([pair.source_image], self.processor)[0],
-        }
-        if self.embeds is not None:
-            item["target_embeds"] = self.embeds[pair.target_name]
-        return item

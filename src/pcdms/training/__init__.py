@@ -25,11 +25,11 @@ def build_task(config: RunConfig) -> Task:
     if config.stage == "inpaint":
         from .inpaint import InpaintTask
 
-        return InpaintTask(config.inpaint, config.data, config.output_dir, config.training.mixed_precision)
+        return InpaintTask(config.inpaint, config.data, config.output_dir)
     if config.stage == "refine":
         from .refine import RefineTask
 
-        return RefineTask(config.refine, config.data, config.training.mixed_precision)
+        return RefineTask(config.refine, config.data, config.output_dir)
     raise ValueError(f"no training task for stage {config.stage!r}")
 
 

@@ -2,30 +2,36 @@
 
 Per pair the model sees the [source | target] canvas (its VAE latents are the diffusion target),
 the [source | black] canvas and the mask, the two pose maps, the source's DINOv2 tokens and the
-target's CLIP embedding. The VAE, DINOv2 and CLIP are frozen: CLIP embeddings are computed once and
-cached (``output_dir/cache``); the VAE and DINOv2 run in each step, in the run's mixed precision.
+target's CLIP embedding. The VAE, DINOv2 and CLIP are frozen and run once per image before training:
+the canvas posteriors (per pair), the [source | black] posteriors and the tokens (per source image)
+and the CLIP embeddings are cached in ``output_dir/cache``, the pose maps drawn once in memory.
 The diffusion set-up is the official one (spec 2.4): SD 2.1-base's noise schedule, epsilon
 prediction, MSE over the whole canvas, noise offset, and the condition drops on the encoders'
-*pixel* inputs (the source's DINOv2 pixels, the target's CLIP pixels) that pose and masked image
-never see.
+*pixel* inputs (the source's DINOv2 pixels, the target's CLIP pixels: a dropped input gives the
+tokens or embedding of all-zero pixels) that pose and masked image never see.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import PartialState
+from torch.utils.data import Dataset
 
-from ..data.canvas import CanvasPairs
+from ..data.dataset import PoseTransferDataset
 from ..data.embeddings import cached_embeddings
 from ..errors import PcdmsError
-from ..models.encoders import CLIPImageProcessor, image_features
+from ..io import load_image
+from ..models.encoders import CLIPImageProcessor, clip_pixels
 from ..models.inpaint import INPAINT_CHANGES, InpaintModel
 from ..pipelines.inpaint import InpaintPipeline
+from ..pose.render import render_pose
 from .config import DataConfig, InpaintConfig
 from .data import open_training_data
+from .frozen_cache import file_digest
 from .latent import LatentTask, build_model
 
 
@@ -35,12 +41,13 @@ class InpaintTask(LatentTask):
     name = "inpaint"
     pipeline_class = InpaintPipeline
 
-    def __init__(self, config: InpaintConfig, data: DataConfig, output_dir: str | Path, mixed_precision: str = "no"):
-        super().__init__(config, mixed_precision)
+    def __init__(self, config: InpaintConfig, data: DataConfig, output_dir: str | Path):
+        super().__init__(config)
         dataset = open_training_data(data)
         self.model = build_inpaint(config)
         self.model.check_encoders(self.vae, self.dinov2)
         self.layout = self.padded_layout(self.model)
+        cache = Path(output_dir) / "cache"
 
         embeds, self.null_embeds = None, None
         if self.model.uses_target_embedding:
@@ -50,29 +57,80 @@ class InpaintTask(LatentTask):
             # As in stage 1: one process computes the cache, and the random state is left alone.
             with state.main_process_first(), torch.random.fork_rng(devices=[]):
                 embeds, self.null_embeds = cached_embeddings(
-                    dataset, Path(config.clip), Path(output_dir) / "cache", config.embedding_batch_size, state.device
+                    dataset, Path(config.clip), cache, config.embedding_batch_size, state.device
                 )
             width = self.model.unet.config.projection_class_embeddings_input_dim
             if self.null_embeds.shape[0] != width:
                 raise PcdmsError(
                     f"{config.clip}: gives {self.null_embeds.shape[0]}-d embeddings, the stage-2 model takes {width}-d"
                 )
-        self.dataset = CanvasPairs(dataset, self.layout, CLIPImageProcessor(), embeds)
+        self.dataset = self.frozen_pairs(dataset, cache, embeds)
+
+    def frozen_pairs(
+        self, dataset: PoseTransferDataset, cache: Path, embeds: dict[str, torch.Tensor] | None
+    ) -> FrozenCanvasPairs:
+        """The pairs as the frozen networks see them, from the cache (filled where it lacks an entry)."""
+        layout = self.layout
+        names = dataset.image_names()
+        position = {name: index for index, name in enumerate(names)}
+        digest = {name: file_digest(dataset.image_path(name)) for name in names}
+        sources = list(dict.fromkeys(source for source, _ in dataset.pairs))
+        source_position = {name: index for index, name in enumerate(sources)}
+
+        def image(name: str):
+            return load_image(dataset.image_path(name))
+
+        def canvases(positions: list[int]) -> torch.Tensor:
+            pairs = [dataset.pairs[index] for index in positions]
+            return torch.stack([layout.image_canvas(image(source), image(target)) for source, target in pairs])
+
+        def masked(positions: list[int]) -> torch.Tensor:
+            return torch.stack([layout.image_canvas(image(sources[index]), None) for index in positions])
+
+        def pixels(positions: list[int]) -> torch.Tensor:
+            return clip_pixels([image(sources[index]) for index in positions], CLIPImageProcessor())
+
+        place = f"{layout.size} {layout.padded_size}"
+        canvas = self.cached_posteriors(
+            cache / "vae-canvases.safetensors",
+            [f"canvas {place} {digest[s]} {digest[t]}" for s, t in dataset.pairs],
+            canvases,
+            "VAE: canvases",
+        )
+        masked_canvas = self.cached_posteriors(
+            cache / "vae-masked-canvases.safetensors",
+            [f"masked canvas {place} {digest[name]}" for name in sources],
+            masked,
+            "VAE: masked canvases",
+        )
+        tokens = self.cached_tokens(
+            cache / "dinov2-tokens.safetensors", [f"tokens {digest[name]}" for name in sources], pixels, "DINOv2 tokens"
+        )
+        # Drawn in memory, where a pose map is a few kilobytes: no file to go stale when the drawing changes.
+        pose_maps = torch.from_numpy(
+            np.stack([np.array(render_pose(layout.place_pose(dataset.pose(name, image(name).size)))) for name in names])
+        ).permute(0, 3, 1, 2)
+        return FrozenCanvasPairs(
+            canvas=canvas,
+            masked=masked_canvas,
+            tokens=tokens,
+            pose_maps=pose_maps,
+            sources=torch.tensor([source_position[source] for source, _ in dataset.pairs]),
+            poses=torch.tensor([(position[source], position[target]) for source, target in dataset.pairs]),
+            target_embeds=None if embeds is None else torch.stack([embeds[target] for _, target in dataset.pairs]),
+        )
 
     def loss(self, model, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
         config, device = self.config, batch["canvas"].device
-        self.frozen_to(device)
         size = batch["canvas"].shape[0]
         # All randomness is drawn on the CPU from the micro-batch's generator, then moved.
         drops = torch.rand((2, size), generator=generator) < torch.tensor(
             [config.drop_image_features, config.drop_target_embedding]
         ).reshape(2, 1)
         drops = drops.to(device)
-        with torch.no_grad():
-            latents = self.latents(batch["canvas"], generator)
-            masked_latents = self.latents(batch["masked"], generator)
-            pixels = torch.where(drops[0].reshape(-1, 1, 1, 1), 0.0, batch["pixels"])
-            features = image_features(self.dinov2, pixels)
+        latents = self.latents(batch["canvas"], generator)
+        masked_latents = self.latents(batch["masked"], generator)
+        features = torch.where(drops[0].reshape(-1, 1, 1), self.null_tokens.to(device), batch["tokens"])
         target_embeds = None
         if self.null_embeds is not None:
             target_embeds = torch.where(drops[1].reshape(-1, 1), self.null_embeds.to(device), batch["target_embeds"])
@@ -81,6 +139,32 @@ class InpaintTask(LatentTask):
         sample = torch.cat([noisy, mask, masked_latents], dim=1)
         predicted = model(sample, timesteps, features, batch["pose"], target_embeds)
         return F.mse_loss(predicted.float(), noise)
+
+
+class FrozenCanvasPairs(Dataset):
+    """Stage 2's pairs from cached tensors: per pair the VAE posterior (mean and std) of the [source | target]
+    canvas and the target's CLIP embedding; by source image the posterior of [source | black] and the
+    DINOv2 tokens; by image the pose map (uint8), put side by side as the pose canvas in [-1, 1]."""
+
+    def __init__(self, *, canvas, masked, tokens, pose_maps, sources, poses, target_embeds=None):
+        self.canvas, self.masked, self.tokens, self.pose_maps = canvas, masked, tokens, pose_maps
+        self.sources, self.poses, self.target_embeds = sources, poses, target_embeds
+
+    def __len__(self) -> int:
+        return len(self.canvas)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        source = self.sources[index]
+        source_pose, target_pose = self.poses[index]
+        item = {
+            "canvas": self.canvas[index],
+            "masked": self.masked[source],
+            "tokens": self.tokens[source],
+            "pose": torch.cat([self.pose_maps[source_pose], self.pose_maps[target_pose]], dim=2).float() / 127.5 - 1.0,
+        }
+        if self.target_embeds is not None:
+            item["target_embeds"] = self.target_embeds[index]
+        return item
 
 
 def build_inpaint(config: InpaintConfig) -> InpaintModel:

@@ -4,7 +4,8 @@ Per pair the model sees the target (its VAE latents are the diffusion target), s
 image of it (its VAE latents are concatenated to the noisy ones) and the source's DINOv2 tokens
 through cross-attention. The coarse images are stage 2's outputs for the *training* pairs, written
 beforehand (``pcdms sample inpaint --split train``), as the official recipe does. The VAE and DINOv2
-are frozen and run in each step, in the run's mixed precision.
+are frozen and run once per image before training: the posteriors of the targets and of the coarse
+images and the sources' tokens are cached in ``output_dir/cache``.
 
 The diffusion set-up is the official one (spec 3): SD 2.1-base's noise schedule, epsilon prediction,
 MSE, noise offset, both latents drawn from the VAE posterior, and a condition drop that zeroes the
@@ -14,19 +15,24 @@ are never dropped, whatever the official code's comment says.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import TensorDataset
 
+from ..data.canvas import image_tensor
 from ..data.dataset import PoseTransferDataset
-from ..data.refine import RefinePairs, coarse_images_command, missing_coarse_images, pair_image_name
+from ..data.refine import coarse_images_command, missing_coarse_images, pair_image_name
 from ..errors import PcdmsError
-from ..models.encoders import CLIPImageProcessor, image_features
+from ..io import load_image
+from ..models.encoders import CLIPImageProcessor, clip_pixels
 from ..models.refine import REFINE_CHANGES, RefineModel
 from ..pipelines.refine import RefinePipeline
 from .config import DataConfig, RefineConfig
 from .data import open_training_data
+from .frozen_cache import file_digest
 from .latent import LatentTask, build_model
 
 
@@ -36,27 +42,77 @@ class RefineTask(LatentTask):
     name = "refine"
     pipeline_class = RefinePipeline
 
-    def __init__(self, config: RefineConfig, data: DataConfig, mixed_precision: str = "no"):
+    def __init__(self, config: RefineConfig, data: DataConfig, output_dir: str | Path):
         dataset = training_pairs(config, data)
-        super().__init__(config, mixed_precision)
+        super().__init__(config)
         self.model = build_refine(config)
         self.model.check_encoders(self.vae, self.dinov2)
         self.layout = self.padded_layout(self.model)
-        self.dataset = RefinePairs(dataset, self.layout, CLIPImageProcessor(), config.coarse_images)
+        self.dataset = self.frozen_pairs(dataset, Path(output_dir) / "cache")
+
+    def frozen_pairs(self, dataset: PoseTransferDataset, cache: Path) -> TensorDataset:
+        """Per pair the posteriors of the target and of its coarse image and the source's tokens, from the
+        cache (filled where it lacks an entry)."""
+        layout, folder = self.layout, Path(self.config.coarse_images)
+        coarse_paths = [folder / pair_image_name(*pair) for pair in dataset.pairs]
+        targets = list(dict.fromkeys(target for _, target in dataset.pairs))
+        sources = list(dict.fromkeys(source for source, _ in dataset.pairs))
+        digest = {name: file_digest(dataset.image_path(name)) for name in set(targets) | set(sources)}
+
+        def placed(paths: list[Path]) -> torch.Tensor:
+            return torch.stack([image_tensor(layout.place_image(load_image(path))) for path in paths])
+
+        place = f"{layout.size} {layout.padded_size}"
+        target_posteriors = self.cached_posteriors(
+            cache / "vae-targets.safetensors",
+            [f"image {place} {digest[name]}" for name in targets],
+            lambda positions: placed([dataset.image_path(targets[index]) for index in positions]),
+            "VAE: targets",
+        )
+        coarse_posteriors = self.cached_posteriors(
+            cache / "vae-coarse-images.safetensors",
+            [f"image {place} {file_digest(path)}" for path in coarse_paths],
+            lambda positions: placed([coarse_paths[index] for index in positions]),
+            "VAE: coarse images",
+        )
+        self.tokens = self.cached_tokens(
+            cache / "dinov2-tokens.safetensors",
+            [f"tokens {digest[name]}" for name in sources],
+            lambda positions: clip_pixels(
+                [load_image(dataset.image_path(sources[index])) for index in positions], CLIPImageProcessor()
+            ),
+            "DINOv2 tokens",
+        )
+        target_index = {name: index for index, name in enumerate(targets)}
+        source_index = {name: index for index, name in enumerate(sources)}
+        return TensorDataset(
+            target_posteriors[[target_index[target] for _, target in dataset.pairs]],
+            coarse_posteriors,
+            torch.tensor([source_index[source] for source, _ in dataset.pairs]),
+        )
+
+    def collate(self, items: list[tuple[torch.Tensor, ...]]) -> dict[str, torch.Tensor]:
+        target, coarse, source = (torch.stack(column) for column in zip(*items, strict=True))
+        return {"target": target, "coarse": coarse, "tokens": self.tokens[source]}
+
+    @functools.cached_property
+    def zero_image_posterior(self) -> torch.Tensor:
+        """(1, 2C, h, w): the posterior of all-zero pixels (mid-grey), what a dropped coarse image becomes."""
+        width, height = self.layout.padded_size
+        with torch.no_grad():
+            posterior = self.vae.to("cpu").encode(torch.zeros(1, 3, height, width)).latent_dist
+        return torch.cat([posterior.mean, posterior.std], dim=1)
 
     def loss(self, model, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
         device = batch["target"].device
-        self.frozen_to(device)
         size = batch["target"].shape[0]
         # All randomness is drawn on the CPU from the micro-batch's generator, then moved.
         drops = (torch.rand(size, generator=generator) < self.config.drop_coarse_image).to(device)
-        with torch.no_grad():
-            latents = self.latents(batch["target"], generator)
-            coarse = torch.where(drops.reshape(-1, 1, 1, 1), 0.0, batch["coarse"])
-            coarse_latents = self.latents(coarse, generator)
-            features = image_features(self.dinov2, batch["pixels"])
+        latents = self.latents(batch["target"], generator)
+        coarse = torch.where(drops.reshape(-1, 1, 1, 1), self.zero_image_posterior.to(device), batch["coarse"])
+        coarse_latents = self.latents(coarse, generator)
         noise, timesteps, noisy = self.noised(latents, generator)
-        predicted = model(torch.cat([noisy, coarse_latents], dim=1), timesteps, features)
+        predicted = model(torch.cat([noisy, coarse_latents], dim=1), timesteps, batch["tokens"].to(device))
         return F.mse_loss(predicted.float(), noise)
 
 
