@@ -500,8 +500,14 @@ def sample_inpaint_split(args: argparse.Namespace, pipeline, device, sampling: d
             raise PcdmsError("sample inpaint --data needs --clip DIR (real targets' embeddings) or --embeddings DIR")
         embeds, _ = cached_embeddings(dataset, args.clip, args.out / "cache", args.batch_size, device)
     errors, copy_errors = [], []
+    tokens = {}  # each source's DINOv2 tokens, computed once however many pairs it is in
     for start in tqdm_range(len(todo), args.batch_size, "stage 2"):
         batch = [dataset[index] for index in todo[start : start + args.batch_size]]
+        new = list({pair.source_name: pair.source_image for pair in batch if pair.source_name not in tokens}.items())
+        if new:
+            tokens.update(
+                zip([name for name, _ in new], pipeline.encode_images([image for _, image in new]).cpu(), strict=True)
+            )
         target_embeds = None
         if uses_embeds and embeds is not None:
             target_embeds = torch.stack([embeds[pair.target_name] for pair in batch])
@@ -512,6 +518,7 @@ def sample_inpaint_split(args: argparse.Namespace, pipeline, device, sampling: d
             [pair.source_pose for pair in batch],
             [pair.target_pose for pair in batch],
             target_embeds,
+            image_features=torch.stack([tokens[pair.source_name] for pair in batch]),
             **sampling,
         ).images
         for number, pair in enumerate(batch):

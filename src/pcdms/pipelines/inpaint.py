@@ -23,6 +23,7 @@ from PIL import Image
 from transformers import Dinov2Model
 
 from ..io import to_rgb
+from ..models.inception_encoders import InceptionTokenEncoder
 from ..models.inpaint import InpaintModel
 from ..pose.keypoints import Keypoints
 from .common import (
@@ -71,7 +72,7 @@ class InpaintPipeline(UNetStagePipeline):
     def __init__(
         self,
         vae: AutoencoderKL,
-        image_encoder: Dinov2Model,
+        image_encoder: Dinov2Model | InceptionTokenEncoder,
         inpaint: InpaintModel,
         scheduler: UniPCMultistepScheduler,
     ):

@@ -32,6 +32,7 @@ from transformers import CLIPVisionModelWithProjection, Dinov2Model
 from ..errors import NoPersonError, PcdmsError
 from ..io import MIN_IMAGE_SIDE, to_rgb
 from ..models.encoders import ClipImageEncoder
+from ..models.inception_encoders import InceptionClipEncoder, InceptionTokenEncoder
 from ..models.inpaint import InpaintModel
 from ..models.prior import PosePriorTransformer
 from ..models.refine import RefineModel
@@ -76,10 +77,10 @@ class PCDMsPipeline(DiffusionPipeline):
     def __init__(
         self,
         vae: AutoencoderKL,
-        image_encoder: Dinov2Model,
+        image_encoder: Dinov2Model | InceptionTokenEncoder,
         inpaint: InpaintModel,
         inpaint_scheduler: SchedulerMixin,
-        clip_encoder: CLIPVisionModelWithProjection | None = None,
+        clip_encoder: CLIPVisionModelWithProjection | InceptionClipEncoder | None = None,
         prior: PosePriorTransformer | None = None,
         prior_scheduler: UnCLIPScheduler | None = None,
         refine: RefineModel | None = None,

@@ -26,6 +26,7 @@ from transformers import Dinov2Model
 
 from ..data.canvas import CanvasLayout, image_tensor
 from ..io import to_rgb
+from ..models.inception_encoders import InceptionTokenEncoder
 from ..models.refine import RefineModel
 from .common import (
     Generators,
@@ -50,7 +51,7 @@ class RefinePipeline(UNetStagePipeline):
     def __init__(
         self,
         vae: AutoencoderKL,
-        image_encoder: Dinov2Model,
+        image_encoder: Dinov2Model | InceptionTokenEncoder,
         refine: RefineModel,
         scheduler: UniPCMultistepScheduler,
     ):
