@@ -85,5 +85,7 @@ def test_other_detectors_plug_in_by_name(tmp_path, monkeypatch):
 
 def test_missing_mediapipe_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "mediapipe.python.solutions", None)
-    with pytest.raises(PcdmsError, match=r"needs MediaPipe, an optional dependency: pip install -e '\.\[pose\]' in the pcdms clone"):
+    with pytest.raises(
+        PcdmsError, match=r"needs MediaPipe, an optional dependency: pip install -e '\.\[pose\]' in the pcdms clone"
+    ):
         get_extractor("mediapipe")
