@@ -68,8 +68,11 @@ def cached_outputs(
         with safe_open(path, "pt") as file:
             present = set(file.keys())
             stored = {name: file.get_tensor(name) for name in unique if name in present}
-    todo = [position for position, name in enumerate(names) if name not in stored]
-    todo = list({names[position]: position for position in reversed(todo)}.values())  # one per unique input
+    first: dict[str, int] = {}  # each missing input once, at its first position
+    for position, name in enumerate(names):
+        if name not in stored:
+            first.setdefault(name, position)
+    todo = list(first.values())
     if todo:
         for start in tqdm(range(0, len(todo), batch_size), desc=description, unit="batch", disable=len(todo) < 2):
             chunk = todo[start : start + batch_size]

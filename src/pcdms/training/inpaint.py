@@ -24,8 +24,7 @@ from torch.utils.data import Dataset
 from ..data.dataset import PoseTransferDataset
 from ..data.embeddings import cached_embeddings
 from ..errors import PcdmsError
-from ..io import load_image
-from ..models.encoders import CLIPImageProcessor, clip_pixels
+from ..io import image_size, load_image
 from ..models.inpaint import INPAINT_CHANGES, InpaintModel
 from ..pipelines.inpaint import InpaintPipeline
 from ..pose.render import render_pose
@@ -87,10 +86,7 @@ class InpaintTask(LatentTask):
         def masked(positions: list[int]) -> torch.Tensor:
             return torch.stack([layout.image_canvas(image(sources[index]), None) for index in positions])
 
-        def pixels(positions: list[int]) -> torch.Tensor:
-            return clip_pixels([image(sources[index]) for index in positions], CLIPImageProcessor())
-
-        place = f"{layout.size} {layout.padded_size}"
+        place = self.placement
         canvas = self.cached_posteriors(
             cache / "vae-canvases.safetensors",
             [f"canvas {place} {digest[s]} {digest[t]}" for s, t in dataset.pairs],
@@ -103,12 +99,15 @@ class InpaintTask(LatentTask):
             masked,
             "VAE: masked canvases",
         )
-        tokens = self.cached_tokens(
-            cache / "dinov2-tokens.safetensors", [f"tokens {digest[name]}" for name in sources], pixels, "DINOv2 tokens"
-        )
+        tokens = self.source_tokens(cache, dataset, sources, digest)
         # Drawn in memory, where a pose map is a few kilobytes: no file to go stale when the drawing changes.
         pose_maps = torch.from_numpy(
-            np.stack([np.array(render_pose(layout.place_pose(dataset.pose(name, image(name).size)))) for name in names])
+            np.stack(
+                [
+                    np.array(render_pose(layout.place_pose(dataset.pose(name, image_size(dataset.image_path(name))))))
+                    for name in names
+                ]
+            )
         ).permute(0, 3, 1, 2)
         return FrozenCanvasPairs(
             canvas=canvas,

@@ -20,10 +20,11 @@ from accelerate import PartialState
 from diffusers import AutoencoderKL
 
 from ..data.canvas import CanvasLayout
+from ..data.dataset import PoseTransferDataset
 from ..data.embeddings import collate_vectors
 from ..errors import PcdmsError
-from ..io import atomic_folder
-from ..models.encoders import image_features, load_dinov2, load_local_model
+from ..io import atomic_folder, load_image
+from ..models.encoders import CLIPImageProcessor, clip_pixels, image_features, load_dinov2, load_local_model
 from ..models.sd import SD21_BASE_UNET, side_multiple, vae_scale_factor
 from ..pipelines.inpaint import official_sampling_scheduler, sd_training_scheduler
 from .frozen_cache import cached_outputs, folder_digest
@@ -76,6 +77,25 @@ class LatentTask:
             lambda positions: image_features(self.dinov2, pixels(positions)),
             what,
         )
+
+    def source_tokens(
+        self, cache: Path, dataset: PoseTransferDataset, sources: list[str], digest: dict[str, str]
+    ) -> torch.Tensor:
+        """(len(sources), tokens, hidden): DINOv2's tokens of each source image, cached in ``cache`` by its
+        content digest (``digest``: image name to SHA-256 of its file)."""
+        return self.cached_tokens(
+            cache / "dinov2-tokens.safetensors",
+            [f"tokens {digest[name]}" for name in sources],
+            lambda positions: clip_pixels(
+                [load_image(dataset.image_path(sources[index])) for index in positions], CLIPImageProcessor()
+            ),
+            "DINOv2 tokens",
+        )
+
+    @property
+    def placement(self) -> str:
+        """What a placed image's content depends on besides its file: part of its cache keys."""
+        return f"{self.layout.size} {self.layout.padded_size}"
 
     def _cached(self, path: Path, network: Path, keys: list[str], compute, what: str) -> torch.Tensor:
         # One process computes, the others read its file; the computation leaves the random state alone.

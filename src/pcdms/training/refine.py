@@ -27,7 +27,6 @@ from ..data.dataset import PoseTransferDataset
 from ..data.refine import coarse_images_command, missing_coarse_images, pair_image_name
 from ..errors import PcdmsError
 from ..io import load_image
-from ..models.encoders import CLIPImageProcessor, clip_pixels
 from ..models.refine import REFINE_CHANGES, RefineModel
 from ..pipelines.refine import RefinePipeline
 from .config import DataConfig, RefineConfig
@@ -62,7 +61,7 @@ class RefineTask(LatentTask):
         def placed(paths: list[Path]) -> torch.Tensor:
             return torch.stack([image_tensor(layout.place_image(load_image(path))) for path in paths])
 
-        place = f"{layout.size} {layout.padded_size}"
+        place = self.placement
         target_posteriors = self.cached_posteriors(
             cache / "vae-targets.safetensors",
             [f"image {place} {digest[name]}" for name in targets],
@@ -75,14 +74,7 @@ class RefineTask(LatentTask):
             lambda positions: placed([coarse_paths[index] for index in positions]),
             "VAE: coarse images",
         )
-        self.tokens = self.cached_tokens(
-            cache / "dinov2-tokens.safetensors",
-            [f"tokens {digest[name]}" for name in sources],
-            lambda positions: clip_pixels(
-                [load_image(dataset.image_path(sources[index])) for index in positions], CLIPImageProcessor()
-            ),
-            "DINOv2 tokens",
-        )
+        self.tokens = self.source_tokens(cache, dataset, sources, digest)
         target_index = {name: index for index, name in enumerate(targets)}
         source_index = {name: index for index, name in enumerate(sources)}
         return TensorDataset(
