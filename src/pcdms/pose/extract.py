@@ -61,7 +61,7 @@ class MediaPipeExtractor:
     """MediaPipe Pose (the full model, ``model_complexity=1``, whose weights ship inside the wheel).
 
     It finds one person per image: the most prominent. The legacy Pose solution tracks a single person and
-    reports nothing about others, so a photo of several people cannot be flagged (the README says so).
+    reports nothing about others, so a photo of several people cannot be flagged (docs/pose-toolkit.md says so).
     Landmarks less visible than ``min_visibility`` are missing joints.
     """
 
