@@ -29,15 +29,9 @@ from pathlib import Path
 
 import torch
 
-from pcdms.cli import (
-    DEFAULT_SEEDS,
-    bundled_model,
-    read_pairs_file,
-    run_street_examples,
-    stage_generators,
-    street_examples_path,
-)
+from pcdms.bundled import DEFAULT_SEEDS, bundled_model, read_pairs_file, stage_generators, street_examples_path
 from pcdms.data import open_dataset
+from pcdms.generation import run_street_examples
 from pcdms.io import save_image
 from pcdms.models.encoders import ClipImageEncoder
 from pcdms.pipelines import load_pcdms_pipeline

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from helpers import free_port
-from pcdms.cli import street_examples_path
+from pcdms.bundled import street_examples_path
 from pcdms.pose import Keypoints, load_pose, render_pose
 
 ROOT = Path(__file__).resolve().parents[1]

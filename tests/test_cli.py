@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from pcdms.cli import example_image_path, main, street_examples_path
+from pcdms.bundled import example_image_path, street_examples_path
+from pcdms.cli import main
 from pcdms.pose import load_pose, read_annotation_csv, render_pose, write_pose_json
 from test_data import make_csv_layout
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pcdms.cli import example_image_path
+from pcdms.bundled import example_image_path
 from pcdms.errors import NoPersonError, PcdmsError
 from pcdms.pose import KEYPOINT_NAMES, extract_pose, get_extractor, read_pose_json, write_extraction
 

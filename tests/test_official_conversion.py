@@ -253,7 +253,7 @@ def test_generate_a_pairs_file_resumes_and_reports_bad_pairs(converted, inputs, 
 
 
 def test_generate_errors_are_one_line(converted, inputs, capsys, monkeypatch):
-    monkeypatch.setattr("pcdms.cli.bundled_model_path", lambda: inputs / "no-bundled-model")
+    monkeypatch.setattr("pcdms.bundled.bundled_model_path", lambda: inputs / "no-bundled-model")
     status, _, err = run(
         capsys,
         "generate",

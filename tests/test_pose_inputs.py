@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from helpers import body_image, standing_pose
-from pcdms.cli import main, street_examples_path
+from pcdms.bundled import street_examples_path
+from pcdms.cli import main
 from pcdms.data import open_dataset, write_pose_files
 from pcdms.errors import NoPersonError, PcdmsError, PcdmsWarning, PoseFileError, TooFewJointsError
 from pcdms.pose import (

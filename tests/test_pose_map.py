@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from helpers import standing_pose
-from pcdms.cli import example_image_path
+from pcdms.bundled import example_image_path
 from pcdms.errors import NoPersonError, PcdmsError, PoseFileError
 from pcdms.pose import (
     COLORS,

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pcdms.cli import bundled_model, main, read_pairs_file, run_street_examples, street_examples_path
+from pcdms.bundled import bundled_model, read_pairs_file, street_examples_path
+from pcdms.cli import main
+from pcdms.generation import run_street_examples
 from pcdms.pipelines import load_pcdms_pipeline
 
 RESULTS = Path(__file__).parents[1] / "benchmarks" / "results" / "street.json"

@@ -31,7 +31,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from .cli import STAGE_NAMES, stage_generators, street_examples_path
+from .bundled import STAGE_NAMES, stage_generators, street_examples_path
 from .errors import PcdmsError
 from .io import image_size, load_image, save_image
 from .pose import COLORS, KEYPOINT_NAMES, LIMBS, Keypoints, check_enough_joints, draw_overlay, load_pose, render_pose
@@ -481,7 +481,7 @@ def serve(
     queue_size: int = 16,
 ) -> None:
     """Load the model and serve the page until interrupted."""
-    from .cli import resolve_device, resolve_dtype
+    from .devices import resolve_device, resolve_dtype
     from .pipelines.pcdms import load_pcdms_pipeline
 
     gallery = gallery_poses(poses)  # before the model: a wrong folder is reported at once
