@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -84,11 +83,13 @@ class ValidationReport:
             raise DatasetError(self.error_line())
 
 
-class PoseTransferDataset(torch.utils.data.Dataset):
+class PoseTransferDataset:
     """One split of a pose-transfer dataset: a list of (source, target) image names with their poses.
 
     Items are :class:`Pair` objects, or whatever ``transform(pair)`` makes of them. Subclasses say
-    where images live and how a pose is read.
+    where images live and how a pose is read. A map-style dataset (``__getitem__`` and ``__len__``), which
+    torch's DataLoader takes as it is; it does not subclass torch's Dataset so that checking a dataset
+    (``pcdms data validate``) starts without importing torch.
     """
 
     description = "dataset"

@@ -11,12 +11,15 @@ are not drawn.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from .keypoints import LIMBS, Keypoints, Size
+
+if TYPE_CHECKING:  # torch only where a tensor is made: the pose commands start without it
+    import torch
 
 # The 18 OpenPose colours: limb i and joint i use COLORS[i].
 COLORS = (
@@ -113,6 +116,8 @@ def render_pose(
 
 def pose_map_tensor(keypoints: Keypoints, size: Size | None = None, **render_kwargs) -> torch.Tensor:
     """The pose map as a float32 tensor (3, height, width) in [-1, 1], as the stage-2 pose encoder reads it."""
+    import torch
+
     pixels = torch.from_numpy(np.array(render_pose(keypoints, size, **render_kwargs)))
     return pixels.permute(2, 0, 1).float() / 127.5 - 1.0
 
