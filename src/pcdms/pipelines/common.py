@@ -5,10 +5,15 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
+import numpy as np
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils import deprecation_utils
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
@@ -36,11 +41,22 @@ def load_pipeline(pipeline_class, folder: str | os.PathLike, what: str, dtype: t
     return load_local_model(pipeline_class, folder, what, marker="model_index.json", **kwargs)
 
 
+# Each stage's key (in PCDMsPipeline's per-stage arguments: generator, latents) and how messages name it.
+STAGE_TITLES = {"prior": "stage 1 (prior)", "inpaint": "stage 2 (inpaint)", "refine": "stage 3 (refine)"}
+
+
 class UNetStagePipeline(DiffusionPipeline):
     """What the stage-2 and stage-3 pipelines share: a VAE, DINOv2 (``image_encoder``) and a UNet stage
     model, which each names ``denoiser``."""
 
     denoiser: torch.nn.Module
+    stage: str  # "inpaint" or "refine", a key of STAGE_TITLES
+    # The tensors a callback_on_step_end can read and replace (diffusers' name for the list).
+    _callback_tensor_inputs: ClassVar[list[str]] = ["latents"]
+
+    @property
+    def stage_title(self) -> str:
+        return STAGE_TITLES[self.stage]
 
     @functools.cached_property
     def processor(self) -> CLIPImageProcessor:
@@ -70,17 +86,20 @@ class UNetStagePipeline(DiffusionPipeline):
         guidance_scale: float,
         predict_noise,
         guidance_rescale: float = 0.0,
+        latents: torch.Tensor | None = None,
+        callback: StepCallback | None = None,
     ) -> torch.Tensor:
-        """The sampler's loop from noise of ``shape``: ``predict_noise(noisy, timestep)`` is given the scaled
-        latents, twice over when guidance is on (above 1; the unconditional half first), and returns the
-        denoiser's noise prediction."""
+        """The sampler's loop from noise of ``shape`` (``latents``, or drawn from ``generator``):
+        ``predict_noise(noisy, timestep)`` is given the scaled latents, twice over when guidance is on
+        (above 1; the unconditional half first), and returns the denoiser's noise prediction; ``callback``
+        runs after each step."""
         device = self._execution_device
         guided = guidance_scale > 1.0
         self.scheduler.set_timesteps(num_inference_steps, device=device)
-        latents = randn_tensor(shape, generator=generator, device=device, dtype=self.denoiser.dtype)
+        latents = initial_latents(shape, generator, device, self.denoiser.dtype, latents, self.stage_title)
         latents = latents * self.scheduler.init_noise_sigma
         extra = step_arguments(self.scheduler, generator)
-        for timestep in self.progress_bar(self.scheduler.timesteps):
+        for step, timestep in enumerate(self.progress_bar(self.scheduler.timesteps)):
             noisy = self.scheduler.scale_model_input(latents, timestep)
             noise = predict_noise(torch.cat([noisy, noisy]) if guided else noisy, timestep)
             if guided:
@@ -89,13 +108,15 @@ class UNetStagePipeline(DiffusionPipeline):
                 if guidance_rescale > 0:
                     noise = rescale_guided_noise(noise, conditional, guidance_rescale)
             latents = self.scheduler.step(noise, timestep, latents, **extra).prev_sample
+            if callback is not None:
+                latents = callback(self, step, timestep, latents)
         return latents
 
-    def decoded_output(self, latents: torch.Tensor, crop, output_type: str) -> torch.Tensor | list[Image.Image]:
-        """The latents decoded and cut by ``crop`` (the layout's), as PIL images or a tensor in [0, 1]."""
+    def decoded_output(self, latents: torch.Tensor, crop, output_type: str) -> ImageOutput:
+        """The latents decoded and cut by ``crop`` (the layout's), in ``output_type`` (:func:`format_images`)."""
         images = crop(decode(self.vae, latents))
         self.maybe_free_model_hooks()
-        return (images.clamp(-1, 1) + 1) / 2 if output_type == "pt" else to_pil(images)
+        return to_pil(images) if output_type == "pil" else format_images((images.clamp(-1, 1) + 1) / 2, output_type)
 
 
 # One generator for the whole batch, or one per pair so that a pair's draws do not depend on its batch.
@@ -148,6 +169,71 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     """Images (batch, 3, H, W) in [-1, 1] as PIL images."""
     pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(array) for array in pixels]
+
+
+# What a pipeline returns for images: PIL images, a (batch, height, width, 3) float32 array in [0, 1], or a
+# (batch, 3, height, width) float32 tensor in [0, 1] (diffusers' output types "pil", "np", "pt").
+ImageOutput = list[Image.Image] | np.ndarray | torch.Tensor
+OUTPUT_TYPES = ("pil", "np", "pt")
+
+
+def check_output_type(output_type: str) -> None:
+    if output_type not in OUTPUT_TYPES:
+        raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
+
+
+def format_images(images: torch.Tensor, output_type: str) -> ImageOutput:
+    """Images (batch, 3, H, W) in [0, 1] as ``output_type`` asks: "pt" as they are, "np" as diffusers gives
+    them (batch, H, W, 3) float32 on the CPU, "pil" as 8-bit images (each value * 255, rounded)."""
+    if output_type == "pt":
+        return images
+    if output_type == "np":
+        return VaeImageProcessor.pt_to_numpy(images)
+    return to_pil(images * 2 - 1)
+
+
+def initial_latents(
+    shape: tuple[int, ...], generator: Generators, device, dtype: torch.dtype, latents: torch.Tensor | None, what: str
+) -> torch.Tensor:
+    """A sampler's starting noise of ``shape``: ``latents`` when given (standard normal noise, before the
+    scheduler's ``init_noise_sigma`` scales it, as in diffusers), else drawn from ``generator``. Latents of
+    another shape raise PcdmsError."""
+    if latents is None:
+        return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+    if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != tuple(shape):
+        given = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+        raise PcdmsError(f"latents for {what}: got shape {given}, expected {tuple(shape)}")
+    return latents.to(device=device, dtype=dtype)
+
+
+# callback_on_step_end(pipeline, step, timestep, callback_kwargs) -> dict | None, as in diffusers.
+StepEndCallback = Callable[..., dict | None] | PipelineCallback | MultiPipelineCallbacks
+# What a sampling loop calls after each step: (pipeline, step, timestep, latents) -> latents.
+StepCallback = Callable[[DiffusionPipeline, int, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def step_callback(
+    callback_on_step_end: StepEndCallback | None, tensor_inputs: list[str] | None, allowed: list[str]
+) -> StepCallback | None:
+    """diffusers' ``callback_on_step_end`` convention as one function for a sampling loop: the callback gets
+    (pipeline, step index from 0, timestep, {name: tensor} for each of ``tensor_inputs``) and may return a dict
+    whose "latents" replaces the latents (returning None changes nothing). A diffusers ``PipelineCallback``
+    brings its own ``tensor_inputs``. Names outside ``allowed`` raise PcdmsError."""
+    if callback_on_step_end is None:
+        return None
+    if isinstance(callback_on_step_end, PipelineCallback | MultiPipelineCallbacks):
+        tensor_inputs = callback_on_step_end.tensor_inputs
+    tensor_inputs = list(tensor_inputs if tensor_inputs is not None else ["latents"])
+    unknown = [name for name in tensor_inputs if name not in allowed]
+    if unknown:
+        raise PcdmsError(f"callback_on_step_end_tensor_inputs: {unknown} are not among {allowed}")
+
+    def call(pipeline, step: int, timestep: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        tensors = {"latents": latents}
+        returned = callback_on_step_end(pipeline, step, timestep, {name: tensors[name] for name in tensor_inputs})
+        return (returned or {}).get("latents", latents)
+
+    return call
 
 
 def as_list(value) -> list:

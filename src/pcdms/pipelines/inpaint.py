@@ -28,11 +28,15 @@ from ..models.inpaint import InpaintModel
 from ..pose.keypoints import Keypoints
 from .common import (
     Generators,
+    ImageOutput,
+    StepEndCallback,
     UNetStagePipeline,
     as_list,
+    check_output_type,
     image_generators,
     load_pipeline,
     pair_generators,
+    step_callback,
 )
 
 # Stable Diffusion 2.1-base's noise schedule, which stages 2 and 3 keep.
@@ -61,13 +65,18 @@ def official_sampling_scheduler() -> UniPCMultistepScheduler:
 
 @dataclass
 class InpaintOutput(BaseOutput):
-    images: list[Image.Image] | torch.Tensor  # PIL images, or (batch, 3, height, width) in [0, 1]
+    """``images``: the generated target halves, one per pair and image, pair-major: PIL images, a (batch,
+    height, width, 3) float32 array in [0, 1] ("np") or a (batch, 3, height, width) float32 tensor in [0, 1]
+    ("pt")."""
+
+    images: ImageOutput
 
 
 class InpaintPipeline(UNetStagePipeline):
     """Stage 2 on its own: the VAE, DINOv2 (``image_encoder``), the stage-2 model and a scheduler."""
 
     model_cpu_offload_seq = "image_encoder->inpaint->vae"
+    stage = "inpaint"
 
     def __init__(
         self,
@@ -82,6 +91,14 @@ class InpaintPipeline(UNetStagePipeline):
     @property
     def denoiser(self) -> InpaintModel:
         return self.inpaint
+
+    def latents_shape(self, images: int, width: int | None = None, height: int | None = None) -> tuple[int, ...]:
+        """The shape of the starting noise (``latents=``) for ``images`` images (pairs x images per pair) of
+        ``width`` x ``height`` (default: the training size): (images, latent channels, H / f, 2 W / f), the
+        whole [source | target] canvas in latents, H and W each side padded as the UNet needs
+        (:class:`~pcdms.data.canvas.CanvasLayout`) and f the VAE's scale factor (8 for SD's VAE)."""
+        mask = self.layout(width, height).latent_mask(self.vae_scale_factor)
+        return (images, self.vae.config.latent_channels, *mask.shape[2:])
 
     def unconditional(
         self, context: torch.Tensor, class_labels: torch.Tensor | None
@@ -110,18 +127,34 @@ class InpaintPipeline(UNetStagePipeline):
         num_images_per_pair: int = 1,
         generator: Generators = None,
         image_features: torch.Tensor | None = None,
+        latents: torch.Tensor | None = None,
+        callback_on_step_end: StepEndCallback | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
         output_type: str = "pil",
     ) -> InpaintOutput:
         """Generate the target half for each (source image, source pose, target pose).
 
         ``target_embeds`` (batch, D): the target's CLIP image embedding, from stage 1 or, for a
         training pair, the real target's (not needed by the lite model). ``width`` x ``height``: the
-        size of one half and of the output (default: the model's training size; the official one is
-        512x512; for example 352x512 keeps DeepFashion's aspect). Guidance is on above 1.
+        size of one half and of the output, in pixels (default: the model's training size; the official
+        one is 512x512; for example 352x512 keeps DeepFashion's aspect). Guidance is on above 1.
         ``generator``: one, or a list with one per pair so that each pair's images depend only on its
-        own generator, not on the rest of the batch. ``image_features``: the sources' DINOv2 tokens if
-        already computed. ``output_type``: "pil", or "pt" for a (batch * num_images_per_pair, 3, height,
-        width) tensor in [0, 1].
+        own generator, not on the rest of the batch; it draws the masked canvas's VAE latents, then the
+        starting noise. ``image_features``: the sources' DINOv2 tokens if already computed.
+
+        ``latents``: the starting noise instead of the generator's draw, standard normal, of shape
+        :meth:`latents_shape` (pairs x ``num_images_per_pair``, 4, H / 8, 2 W / 8 for SD's VAE), pair-major;
+        the same latents for every frame of an animation give frames that differ only by their poses.
+        ``callback_on_step_end(pipeline, step, timestep, callback_kwargs)``: called after each sampling step
+        (step 0 to ``num_inference_steps`` - 1) with ``callback_kwargs`` holding the tensors named by
+        ``callback_on_step_end_tensor_inputs`` (default and only choice: ``["latents"]``); a returned dict's
+        "latents" replaces the latents, as in diffusers.
+
+        ``output_type``: "pil" (PIL images), "np" (a (batch, height, width, 3) float32 array in [0, 1]) or
+        "pt" (a (batch, 3, height, width) float32 tensor in [0, 1]); batch = pairs x ``num_images_per_pair``.
+
+        Raises ValueError for batches of different sizes, an unknown output type or a generator list that is
+        not one per pair; PcdmsError for latents of the wrong shape or an unknown callback tensor name.
         """
         sources = [to_rgb(image) for image in as_list(source_image)]
         source_poses, target_poses = as_list(source_pose), as_list(target_pose)
@@ -130,8 +163,8 @@ class InpaintPipeline(UNetStagePipeline):
                 f"batch sizes differ: {len(sources)} source images, {len(source_poses)} source poses, "
                 f"{len(target_poses)} target poses"
             )
-        if output_type not in ("pil", "pt"):
-            raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
+        check_output_type(output_type)
+        callback = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         device, dtype = self._execution_device, self.inpaint.dtype
         layout = self.layout(width, height)
         guided = guidance_scale > 1.0
@@ -170,6 +203,8 @@ class InpaintPipeline(UNetStagePipeline):
             lambda noisy, timestep: self.inpaint.denoise(
                 torch.cat([noisy, mask, masked_latents], dim=1), timestep, context, class_labels, pose_features
             ),
+            latents=latents,
+            callback=callback,
         )
         return InpaintOutput(images=self.decoded_output(latents, layout.crop_target, output_type))
 

@@ -37,25 +37,42 @@ from ..models.inpaint import InpaintModel
 from ..models.prior import PosePriorTransformer
 from ..models.refine import RefineModel
 from ..pose import Keypoints, as_keypoints, check_enough_joints, extract_pose
-from .common import Generators, as_list, image_generators, load_pipeline, pair_generators, to_pil
+from .common import (
+    STAGE_TITLES,
+    Generators,
+    ImageOutput,
+    StepEndCallback,
+    as_list,
+    check_output_type,
+    format_images,
+    image_generators,
+    load_pipeline,
+    pair_generators,
+    step_callback,
+    to_pil,
+)
 from .framing import crop_back, fit_to_model
 from .inpaint import InpaintPipeline
 from .prior import PriorPipeline
 from .refine import RefinePipeline
 
 STAGES = ("prior", "inpaint", "refine")
-STAGE_TITLES = {"prior": "stage 1 (prior)", "inpaint": "stage 2 (inpaint)", "refine": "stage 3 (refine)"}
 
 
 @dataclass
 class PCDMsOutput(BaseOutput):
-    """``images``: the final images (PIL, or a (batch, 3, height, width) tensor in [0, 1]). On request,
-    the intermediates: ``target_embeds`` (pairs, D), the target CLIP embeddings stage 2 used, and
-    ``coarse_images``, stage 2's images (in the output type)."""
+    """``images``: the final images, pairs x images per pair, pair-major: PIL images, a (batch, height,
+    width, 3) float32 array in [0, 1] ("np") or a (batch, 3, height, width) float32 tensor in [0, 1] ("pt").
+    On request, the intermediates: ``target_embeds`` (pairs, D), the target CLIP embeddings stage 2 used,
+    and ``coarse_images``, stage 2's images (in the output type)."""
 
-    images: list[Image.Image] | torch.Tensor
+    images: ImageOutput
     target_embeds: torch.Tensor | None = None
-    coarse_images: list[Image.Image] | torch.Tensor | None = None
+    coarse_images: ImageOutput | None = None
+
+
+# The starting noise of one stage, or of each stage by name ("prior", "inpaint", "refine").
+Latents = torch.Tensor | dict[str, torch.Tensor]
 
 
 PoseInput = Keypoints | str | os.PathLike | Image.Image
@@ -117,6 +134,31 @@ class PCDMsPipeline(DiffusionPipeline):
         pipeline.set_progress_bar_config(**{"desc": STAGE_TITLES[stage], **getattr(self, "_progress_bar_config", {})})
         return pipeline
 
+    def frame(self, width: int | None = None, height: int | None = None) -> tuple[int, int]:
+        """The size (width, height) in pixels the model works at: the one asked for, else stage 2's training size."""
+        trained_width, trained_height = self.inpaint.config.resolution
+        return width or trained_width, height or trained_height
+
+    def latents_shapes(
+        self, pairs: int = 1, num_images_per_pair: int = 1, width: int | None = None, height: int | None = None
+    ) -> dict[str, tuple[int, ...]]:
+        """The shape of each stage's starting noise (``latents=``), for the stages of :attr:`stages`, for
+        ``pairs`` pairs at ``width`` x ``height`` (the frame, default: stage 2's training size):
+        "prior": (pairs, D), D the CLIP embedding size; "inpaint": (pairs x images, 4, H / 8, 2 W / 8), the
+        [source | target] canvas; "refine": (pairs x images, 4, H / 8, W / 8); H and W are the frame's sides
+        padded to what the UNets take, 8 the scale factor of SD's VAE (see each stage's ``latents_shape``)."""
+        frame = self.frame(width, height)
+        images = pairs * num_images_per_pair
+        shapes = {}
+        for stage in self.stages:
+            if getattr(self, stage) is None:  # a stage-1 pipeline without its prior: nothing to shape
+                continue
+            pipeline = self.stage_pipeline(stage)
+            shapes[stage] = (
+                pipeline.latents_shape(pairs) if stage == "prior" else pipeline.latents_shape(images, *frame)
+            )
+        return shapes
+
     @torch.no_grad()
     def __call__(
         self,
@@ -138,6 +180,9 @@ class PCDMsPipeline(DiffusionPipeline):
         generator: Generators | dict[str, Generators] = None,
         stop_after: str | None = None,
         return_intermediates: bool = False,
+        latents: Latents | None = None,
+        callback_on_step_end: StepEndCallback | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
         output_type: str = "pil",
     ) -> PCDMsOutput:
         """Each source person in the target pose.
@@ -158,14 +203,37 @@ class PCDMsPipeline(DiffusionPipeline):
         ``generator``: one generator for all stages, or one per stage (``{"prior": g1, "inpaint": g2,
         "refine": g3}``), so that a stage's result depends only on its inputs and its seed; each may be a
         list with one generator per pair, so that a pair's images do not depend on the rest of the batch.
-        ``stop_after``: "inpaint" returns stage 2's images (default: the pipeline's last stage). ``return_intermediates``: also return the
-        target embeddings and the coarse images.
+        ``stop_after``: "inpaint" returns stage 2's images (default: the pipeline's last stage).
+        ``return_intermediates``: also return the target embeddings and the coarse images.
+
+        ``latents``: the starting noise of each stage that runs instead of its generator's draw, standard
+        normal: a dict such as ``{"prior": t1, "inpaint": t2, "refine": t3}`` (a stage left out draws its
+        own), or one tensor when a single stage runs (the lite model; or ``target_embeds`` given and
+        ``stop_after="inpaint"``). Shapes: :meth:`latents_shapes` (for the bundled and official models,
+        "prior" (pairs, D), "inpaint" (pairs x images, 4, H / 8, 2 W / 8), "refine" (pairs x images, 4,
+        H / 8, W / 8), H x W the frame padded as the UNets need). Frames of an animation given the same
+        latents and generators differ only by their poses. The generators still draw what else is random:
+        stage 1's scheduler noise, stages 2 and 3's VAE latents of the source canvas and the coarse image.
+        ``callback_on_step_end(pipeline, step, timestep, callback_kwargs)``: called after each sampling step
+        of each stage, with that stage's pipeline (its ``stage`` is "prior", "inpaint" or "refine"), the
+        step within the stage (from 0), and the tensors named by ``callback_on_step_end_tensor_inputs``
+        (default and only choice: ``["latents"]``); a returned dict's "latents" replaces them, as in diffusers.
+
+        ``output_type``: "pil" (PIL images), "np" (a (batch, height, width, 3) float32 array in [0, 1]) or
+        "pt" (a (batch, 3, height, width) float32 tensor in [0, 1]); "np" and "pt" need every output of one
+        size (sources of one aspect). Values agree across the three: a PIL pixel is the "pt" value x 255,
+        rounded.
+
+        Raises PcdmsError (one line) for unreadable or too small inputs, poses with too few joints, too few
+        steps, a stage the pipeline lacks, and latents of the wrong shape or for a stage that does not run;
+        ValueError for batches of different sizes, an unknown ``stop_after`` or ``output_type``, and a
+        generator list that is not one per pair.
         """
         stop_after = stop_after or self.stages[-1]
         if stop_after not in STAGES[1:]:
             raise ValueError(f"stop_after must be 'inpaint' or 'refine', got {stop_after!r}")
-        if output_type not in ("pil", "pt"):
-            raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
+        check_output_type(output_type)
+        step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, ["latents"])  # checked before any stage
         if stop_after == "refine" and self.refine is None:
             raise PcdmsError("this pipeline has no stage 3 (refine); call it with stop_after='inpaint'")
         sources = [checked_source(image, number, source_image) for number, image in enumerate(as_list(source_image))]
@@ -185,8 +253,7 @@ class PCDMsPipeline(DiffusionPipeline):
         check_sampling(
             {"prior": prior_steps, "inpaint": inpaint_steps, "refine": refine_steps}, num_images_per_pair, self.stages
         )
-        trained_width, trained_height = self.inpaint.config.resolution
-        frame = (width or trained_width, height or trained_height)
+        frame = self.frame(width, height)
         fitted = [fit_to_model(*pair, frame) for pair in zip(sources, source_poses, target_poses, strict=True)]
         sources = [pair.source for pair in fitted]
         source_poses = [pair.source_pose for pair in fitted]
@@ -201,6 +268,18 @@ class PCDMsPipeline(DiffusionPipeline):
             return pair_generators(given, len(sources))
 
         generators = {stage: generator_for(stage) for stage in STAGES}  # lengths checked before any stage runs
+        running = tuple(
+            stage
+            for stage in STAGES
+            if stage == "inpaint"
+            or (stage == "prior" and self.inpaint.uses_target_embedding and target_embeds is None)
+            or (stage == "refine" and stop_after == "refine")
+        )
+        stage_latents = self.checked_latents(latents, running, len(sources), num_images_per_pair, frame)
+        stage_arguments = {
+            "callback_on_step_end": callback_on_step_end,
+            "callback_on_step_end_tensor_inputs": callback_on_step_end_tensor_inputs,
+        }
 
         if self.inpaint.uses_target_embedding and target_embeds is None:
             if self.prior is None or self.clip_encoder is None:
@@ -214,6 +293,8 @@ class PCDMsPipeline(DiffusionPipeline):
                 guidance_scale=prior_guidance,
                 null_embeds=clip.null_embeds() if prior_guidance > 1 else None,
                 generator=generators["prior"],
+                latents=stage_latents.get("prior"),
+                **stage_arguments,
             ).image_embeds
         elif not self.inpaint.uses_target_embedding:
             target_embeds = None
@@ -232,6 +313,8 @@ class PCDMsPipeline(DiffusionPipeline):
             num_images_per_pair=num_images_per_pair,
             generator=generators["inpaint"],
             image_features=features,
+            latents=stage_latents.get("inpaint"),
+            **stage_arguments,
             output_type="pt",
         ).images
         images = coarse
@@ -246,10 +329,12 @@ class PCDMsPipeline(DiffusionPipeline):
                 guidance_rescale=refine_guidance_rescale,
                 generator=generators["refine"],
                 image_features=features.repeat_interleave(num_images_per_pair, dim=0),
+                latents=stage_latents.get("refine"),
+                **stage_arguments,
                 output_type="pt",
             ).images
 
-        def as_output(pictures: torch.Tensor):
+        def as_output(pictures: torch.Tensor) -> ImageOutput:
             if any(box is not None for box in boxes):  # cut back to each source's aspect
                 cut = crop_back(pictures, boxes, num_images_per_pair)
                 if output_type == "pil":
@@ -258,13 +343,44 @@ class PCDMsPipeline(DiffusionPipeline):
                     raise ValueError(
                         "sources of different aspects give outputs of different sizes: use output_type='pil'"
                     )
-                return torch.stack(cut)
-            return pictures if output_type == "pt" else to_pil(pictures * 2 - 1)
+                pictures = torch.stack(cut)
+            return format_images(pictures, output_type)
 
         if not return_intermediates:
             return PCDMsOutput(images=as_output(images))
         embeds = None if target_embeds is None else target_embeds.float().cpu()
         return PCDMsOutput(images=as_output(images), target_embeds=embeds, coarse_images=as_output(coarse))
+
+    def checked_latents(
+        self, latents: Latents | None, running: tuple[str, ...], pairs: int, num_images_per_pair: int, frame
+    ) -> dict[str, torch.Tensor]:
+        """``latents`` as {stage: tensor}, checked against the stages that run and their shapes before any
+        stage runs: PcdmsError, in one line, for a stage that does not run, a tensor where several stages run,
+        or a wrong shape."""
+        if latents is None:
+            return {}
+        if isinstance(latents, torch.Tensor):
+            if len(running) > 1:
+                raise PcdmsError(
+                    f"latents: one tensor, but {len(running)} stages run ({', '.join(running)}): "
+                    "pass a dict such as {'prior': ..., 'inpaint': ..., 'refine': ...}"
+                )
+            latents = {running[0]: latents}
+        if not isinstance(latents, dict):
+            raise PcdmsError(f"latents: a tensor or a dict of tensors by stage, got {type(latents).__name__}")
+        idle = [stage for stage in latents if stage not in running]
+        if idle:
+            raise PcdmsError(
+                f"latents for {idle[0]!r}, a stage that does not run in this call (running: {', '.join(running)})"
+            )
+        shapes = self.latents_shapes(pairs, num_images_per_pair, *frame)
+        for stage, tensor in latents.items():
+            if stage not in shapes:  # its model is missing, which the call reports when the stage is due
+                continue
+            if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shapes[stage]:
+                given = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+                raise PcdmsError(f"latents for {STAGE_TITLES[stage]}: got shape {given}, expected {shapes[stage]}")
+        return latents
 
 
 def name_in_batch(role: str, number: int, count: int) -> str:

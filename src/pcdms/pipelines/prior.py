@@ -15,16 +15,24 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from diffusers import DiffusionPipeline, UnCLIPScheduler
 from diffusers.utils import BaseOutput
-from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
 from ..data.embeddings import PriorPairs
 from ..models.prior import PosePriorTransformer
-from .common import Generators, load_pipeline, pair_generators
+from .common import (
+    STAGE_TITLES,
+    Generators,
+    StepEndCallback,
+    initial_latents,
+    load_pipeline,
+    pair_generators,
+    step_callback,
+)
 
 GUIDANCE_DROPS = ("source_image", "source_pose", "target_pose")
 
@@ -54,10 +62,21 @@ class PriorPipeline(DiffusionPipeline):
     """Stage 1 on its own: ``prior`` and its ``scheduler``."""
 
     model_cpu_offload_seq = "prior"
+    stage = "prior"
+    # The tensors a callback_on_step_end can read and replace (diffusers' name for the list).
+    _callback_tensor_inputs: ClassVar[list[str]] = ["latents"]
 
     def __init__(self, prior: PosePriorTransformer, scheduler: UnCLIPScheduler):
         super().__init__()
         self.register_modules(prior=prior, scheduler=scheduler)
+
+    @property
+    def stage_title(self) -> str:
+        return STAGE_TITLES[self.stage]
+
+    def latents_shape(self, pairs: int) -> tuple[int, int]:
+        """The shape of the starting noise (``latents=``) for ``pairs`` pairs: (pairs, embedding_dim)."""
+        return (pairs, self.prior.config.embedding_dim)
 
     @torch.no_grad()
     def __call__(
@@ -70,6 +89,9 @@ class PriorPipeline(DiffusionPipeline):
         null_embeds: torch.Tensor | None = None,
         guidance_drops: tuple[str, ...] = ("source_image",),
         generator: Generators = None,
+        latents: torch.Tensor | None = None,
+        callback_on_step_end: StepEndCallback | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> PriorOutput:
         """Sample target embeddings for a batch of pairs.
 
@@ -77,7 +99,20 @@ class PriorPipeline(DiffusionPipeline):
         Keypoints (one or a list), or (batch, 36) tensors already in the prior's convention.
         Guidance is on when ``guidance_scale > 1``; dropping the source image needs ``null_embeds``
         (``ClipImageEncoder.null_embeds()``). ``generator``: one, or a list with one per pair so that
-        each pair's sample depends only on its own generator, not on the rest of the batch.
+        each pair's sample depends only on its own generator, not on the rest of the batch; it draws the
+        starting noise, then the UnCLIP scheduler's noise at each step but the last.
+
+        ``latents``: the starting noise instead of the generator's draw, standard normal, (batch,
+        embedding_dim) (:meth:`latents_shape`), in the prior's normalised embedding space; the generator
+        still draws the scheduler's noise. ``callback_on_step_end(pipeline, step, timestep,
+        callback_kwargs)``: called after each step (0 to ``num_inference_steps`` - 1) with the tensors named
+        by ``callback_on_step_end_tensor_inputs`` (default and only choice: ``["latents"]``, normalised); a
+        returned dict's "latents" replaces them, as in diffusers. The output is an embedding, not an image,
+        so this pipeline takes no ``output_type``.
+
+        Raises ValueError for batches of different sizes, fewer than 2 steps, guidance without what it
+        drops or a generator list that is not one per pair; PcdmsError for latents of the wrong shape or an
+        unknown callback tensor name.
         """
         prior = self.prior
         source_embeds = source_embeds.to(prior.device, prior.dtype).reshape(-1, prior.config.embedding_dim)
@@ -91,6 +126,7 @@ class PriorPipeline(DiffusionPipeline):
         if num_inference_steps < 2:
             raise ValueError(f"the UnCLIP sampler needs at least 2 steps, got {num_inference_steps}")
         generator = pair_generators(generator, batch)
+        callback = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         guided = guidance_scale > 1.0
         if guided:
             source_embeds, source_pose, target_pose = self._with_unconditional(
@@ -98,8 +134,8 @@ class PriorPipeline(DiffusionPipeline):
             )
         self.scheduler.set_timesteps(num_inference_steps, device=prior.device)
         timesteps = self.scheduler.timesteps
-        latents = randn_tensor(
-            (batch, prior.config.embedding_dim), generator=generator, device=prior.device, dtype=prior.dtype
+        latents = initial_latents(
+            self.latents_shape(batch), generator, prior.device, prior.dtype, latents, self.stage_title
         )
         latents = latents * self.scheduler.init_noise_sigma
         for index, timestep in enumerate(self.progress_bar(timesteps)):
@@ -112,6 +148,8 @@ class PriorPipeline(DiffusionPipeline):
             latents = self.scheduler.step(
                 predicted, timestep, latents, prev_timestep=previous, generator=generator
             ).prev_sample
+            if callback is not None:
+                latents = callback(self, index, timestep, latents)
         return PriorOutput(image_embeds=prior.denormalize(latents))
 
     def _with_unconditional(self, source_embeds, source_pose, target_pose, null_embeds, drops):

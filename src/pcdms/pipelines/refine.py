@@ -30,23 +30,32 @@ from ..models.inception_encoders import InceptionTokenEncoder
 from ..models.refine import RefineModel
 from .common import (
     Generators,
+    ImageOutput,
+    StepEndCallback,
     UNetStagePipeline,
     as_list,
+    check_output_type,
     image_generators,
     load_pipeline,
     pair_generators,
+    step_callback,
 )
 
 
 @dataclass
 class RefineOutput(BaseOutput):
-    images: list[Image.Image] | torch.Tensor  # PIL images, or (batch, 3, height, width) in [0, 1]
+    """``images``: the refined images, one per coarse image and image, in order: PIL images, a (batch,
+    height, width, 3) float32 array in [0, 1] ("np") or a (batch, 3, height, width) float32 tensor in [0, 1]
+    ("pt")."""
+
+    images: ImageOutput
 
 
 class RefinePipeline(UNetStagePipeline):
     """Stage 3 on its own: the VAE, DINOv2 (``image_encoder``), the stage-3 model and a scheduler."""
 
     model_cpu_offload_seq = "image_encoder->refine->vae"
+    stage = "refine"
 
     def __init__(
         self,
@@ -61,6 +70,15 @@ class RefinePipeline(UNetStagePipeline):
     @property
     def denoiser(self) -> RefineModel:
         return self.refine
+
+    def latents_shape(self, images: int, width: int | None = None, height: int | None = None) -> tuple[int, ...]:
+        """The shape of the starting noise (``latents=``) for ``images`` images (coarse images x images per
+        pair) of ``width`` x ``height`` (default: the training size): (images, latent channels, H / f, W / f),
+        H and W the sides padded as the UNet needs (:class:`~pcdms.data.canvas.CanvasLayout`) and f the VAE's
+        scale factor (8 for SD's VAE)."""
+        padded_width, padded_height = self.layout(width, height).padded_size
+        factor = self.vae_scale_factor
+        return (images, self.refine.latent_channels, padded_height // factor, padded_width // factor)
 
     def unconditional(self, context: torch.Tensor, coarse_latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The inputs of guidance's unconditional branch (spec 3): zero context, zero coarse latents."""
@@ -89,20 +107,35 @@ class RefinePipeline(UNetStagePipeline):
         num_images_per_pair: int = 1,
         generator: Generators = None,
         image_features: torch.Tensor | None = None,
+        latents: torch.Tensor | None = None,
+        callback_on_step_end: StepEndCallback | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
         output_type: str = "pil",
     ) -> RefineOutput:
         """Refine each coarse image, with its source image's appearance.
 
         ``coarse_image``: stage 2's outputs, PIL images or a (batch, 3, h, w) tensor in [0, 1].
-        ``width`` x ``height``: the output size (default: the model's training size; official
+        ``width`` x ``height``: the output size in pixels (default: the model's training size; official
         512x512). Guidance is on above 1; ``guidance_rescale`` is off by default (see the module
         docstring). ``generator``: one, or a list with one per coarse image so that each image's
-        refinements depend only on its own generator, not on the rest of the batch. ``image_features``: the
-        sources' DINOv2 tokens if already computed (stage 2 computed them). ``output_type``: "pil", or
-        "pt" for a tensor in [0, 1].
+        refinements depend only on its own generator, not on the rest of the batch; it draws the coarse
+        images' VAE latents, then the starting noise. ``image_features``: the sources' DINOv2 tokens if
+        already computed (stage 2 computed them).
+
+        ``latents``: the starting noise instead of the generator's draw, standard normal, of shape
+        :meth:`latents_shape` (coarse images x ``num_images_per_pair``, 4, H / 8, W / 8 for SD's VAE).
+        ``callback_on_step_end(pipeline, step, timestep, callback_kwargs)``: called after each sampling step
+        (step 0 to ``num_inference_steps`` - 1) with the tensors named by ``callback_on_step_end_tensor_inputs``
+        (default and only choice: ``["latents"]``); a returned dict's "latents" replaces the latents.
+
+        ``output_type``: "pil" (PIL images), "np" (a (batch, height, width, 3) float32 array in [0, 1]) or
+        "pt" (a (batch, 3, height, width) float32 tensor in [0, 1]).
+
+        Raises ValueError for batches of different sizes, an unknown output type or a generator list that is
+        not one per coarse image; PcdmsError for latents of the wrong shape or an unknown callback tensor name.
         """
-        if output_type not in ("pil", "pt"):
-            raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
+        check_output_type(output_type)
+        callback = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         layout = self.layout(width, height)
         device, dtype = self._execution_device, self.refine.dtype
         if image_features is None:
@@ -129,6 +162,8 @@ class RefinePipeline(UNetStagePipeline):
             guidance_scale,
             lambda noisy, timestep: self.refine.denoise(torch.cat([noisy, coarse_latents], dim=1), timestep, context),
             guidance_rescale,
+            latents=latents,
+            callback=callback,
         )
         return RefineOutput(images=self.decoded_output(latents, layout.crop, output_type))
 
