@@ -8,6 +8,7 @@ the ground truth uses the answer.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,9 @@ from .pckh import PCKh
 from .protocol import (
     FID_BATCH,
     LPIPS_BATCH,
+    PROTOCOLS,
     Protocol,
+    get_protocol,
     image_files,
     pair_with_ground_truth,
     read_for_protocol,
@@ -151,11 +154,11 @@ def real_statistics(
 
 
 def evaluate(
-    generated: Path,
-    ground_truth: Path,
-    protocol: Protocol,
+    generated: str | os.PathLike,
+    ground_truth: str | os.PathLike,
+    protocol: Protocol | str = "pcdms",
     *,
-    real: Path | None = None,
+    real: str | os.PathLike | None = None,
     inception=None,
     lpips=None,
     pose_extractor: Callable | None = None,
@@ -164,12 +167,29 @@ def evaluate(
     batch_size: int = 32,
     progress: bool = True,
 ) -> EvaluationReport:
-    """Score every generated image of ``generated`` against its ground truth.
+    """Score every generated image of the folder ``generated`` against its ground truth in ``ground_truth``.
 
-    ``inception``: the FID feature network (``pcdms.evaluation.inception``), used with ``real``, the
-    training images; ``lpips``: an LPIPS network; ``pose_extractor``: for PCKh, run on both the
-    ground truth and the generated image. A metric whose network is not given is skipped and says why.
+    Each generated image is paired with the ground-truth image its name gives (``SOURCE_to_TARGET.png``
+    and the other methods' names: :func:`~pcdms.evaluation.protocol.pair_with_ground_truth`).
+    ``protocol``: a :class:`~pcdms.evaluation.protocol.Protocol`, or the name of one at DeepFashion's 176x256
+    ("pcdms", the official scripts' settings; "cfld"); another size: ``get_protocol("pcdms", "352x512")``.
+    The networks are optional, each metric whose network is missing is skipped and the report says why:
+    ``inception``, the FID feature network (:func:`~pcdms.evaluation.inception.load_inception`), with
+    ``real``, the folder of training images FID compares with (their statistics kept in ``cache``);
+    ``lpips``, an LPIPS network (:func:`~pcdms.evaluation.lpips.load_lpips`); ``pose_extractor``, for
+    PCKh (for example ``get_extractor("mediapipe")``), run on both the ground truth and the generated image.
+
+    Returns an :class:`EvaluationReport`: ``metrics`` holds "ssim" and "psnr" always ([0, 1] images, PSNR in
+    dB), "lpips", "fid" and "pckh" (a fraction of joints, 0 to 1) when their networks are given;
+    ``table()`` prints it as ``pcdms evaluate`` does. Raises PcdmsError (one line) for a missing or empty
+    folder, a generated image with no ground truth, an unknown protocol or unreadable images.
     """
+    if isinstance(protocol, str):
+        if protocol not in PROTOCOLS:
+            raise PcdmsError(f"unknown evaluation protocol {protocol!r}: one of {', '.join(PROTOCOLS)}")
+        protocol = get_protocol(protocol)
+    generated, ground_truth = Path(generated), Path(ground_truth)
+    real = None if real is None else Path(real)
     pairs = pair_with_ground_truth(
         image_files(generated, "generated images"), image_files(ground_truth, "ground truth")
     )
