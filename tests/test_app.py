@@ -19,18 +19,10 @@ httpx = pytest.importorskip("httpx")
 from helpers import body_image, free_port, standing_pose  # noqa: E402
 from pcdms import app as app_module  # noqa: E402
 from pcdms import io as io_module  # noqa: E402
-from pcdms.app import (  # noqa: E402
-    PoseTransferApp,
-    Settings,
-    build_page,
-    close_page,
-    gallery_poses,
-    launch,
-    photo_input,
-    shown_on_page,
-    street_examples,
-)
+from pcdms import page as page_module  # noqa: E402
+from pcdms.app import PoseTransferApp, Settings, gallery_poses, street_examples  # noqa: E402
 from pcdms.errors import NoPersonError, PcdmsError  # noqa: E402
+from pcdms.page import build_page, close_page, launch, photo_input, shown_on_page  # noqa: E402
 from pcdms.pose import Keypoints, load_pose, write_openpose_json  # noqa: E402
 from pcdms.pose.formats import pose_from_dict, pose_to_dict, write_pose_json  # noqa: E402
 from tiny_pcdms import tiny_pcdms  # noqa: E402
@@ -339,7 +331,7 @@ def test_the_page_serves_its_own_cache_not_gradios_shared_one(app, tmp_path):
         shutil.rmtree(shared, ignore_errors=True)
         close_page(page)
     assert not page.cache_folder.exists()  # removed when the page closes (and at exit, if it never does)
-    assert app_module.os.environ.get("GRADIO_TEMP_DIR") != str(page.cache_folder)
+    assert page_module.os.environ.get("GRADIO_TEMP_DIR") != str(page.cache_folder)
 
 
 def test_a_busy_port_says_to_pick_another(app):

@@ -126,7 +126,7 @@ def test_import_graph_is_read():
     at_import, anywhere = import_graph()
     assert "pcdms.commands.generate" in at_import["pcdms.commands"]
     assert "pcdms.bundled" in at_import["pcdms.app"]
-    assert "pcdms.app" in anywhere["pcdms.commands.demo"] and "pcdms.app" not in at_import["pcdms.commands.demo"]
+    assert "pcdms.page" in anywhere["pcdms.commands.demo"] and "pcdms.page" not in at_import["pcdms.commands.demo"]
 
 
 def test_no_import_cycle_and_the_library_does_not_import_the_command_line():
@@ -136,8 +136,9 @@ def test_no_import_cycle_and_the_library_does_not_import_the_command_line():
     for name, imported in anywhere.items():
         if not name.startswith(COMMAND_LINE):
             assert not [module for module in imported if module.startswith(COMMAND_LINE)], name
-    # The web page is reached from the command line only, when pcdms serve runs.
-    assert {name for name, imported in anywhere.items() if "pcdms.app" in imported} == {"pcdms.commands.demo"}
+    # The web page is reached from the command line only, when pcdms serve runs; its handlers from the page only.
+    assert {name for name, imported in anywhere.items() if "pcdms.page" in imported} == {"pcdms.commands.demo"}
+    assert {name for name, imported in anywhere.items() if "pcdms.app" in imported} == {"pcdms.page"}
 
 
 def test_every_module_imports_in_a_fresh_interpreter():
@@ -145,7 +146,7 @@ def test_every_module_imports_in_a_fresh_interpreter():
     order = [
         name
         for name in graphlib.TopologicalSorter(at_import).static_order()
-        if name != "pcdms.__main__" and (name != "pcdms.app" or find_spec("gradio"))
+        if name != "pcdms.__main__" and (name != "pcdms.page" or find_spec("gradio"))
     ]
     script = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\nprint('ok')"
     done = subprocess.run([sys.executable, "-c", script, *order], capture_output=True, text=True, timeout=300)

@@ -58,7 +58,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     try:
-        from ..app import serve
+        from ..page import serve
     except ImportError as error:
         if error.name != "gradio":
             raise
