@@ -30,7 +30,6 @@ from PIL import Image
 from transformers import CLIPVisionModelWithProjection, Dinov2Model
 
 from ..errors import NoPersonError, PcdmsError
-from ..io import MIN_IMAGE_SIDE, to_rgb
 from ..models.encoders import ClipImageEncoder
 from ..models.inception_encoders import InceptionClipEncoder, InceptionTokenEncoder
 from ..models.inpaint import InpaintModel
@@ -53,10 +52,9 @@ from .common import (
 )
 from .framing import crop_back, fit_to_model
 from .inpaint import InpaintPipeline
+from .inputs import STAGES, check_sampling, checked_source, name_in_batch
 from .prior import PriorPipeline
 from .refine import RefinePipeline
-
-STAGES = ("prior", "inpaint", "refine")
 
 
 @dataclass
@@ -197,9 +195,9 @@ class PCDMsPipeline(DiffusionPipeline):
         size the stage-2 model was trained at; any size works). A source photo of another aspect is padded
         to the frame's aspect and the result cut back, so each output keeps its source's aspect (see
         :mod:`pcdms.pipelines.framing`); the target pose is fitted into the source's frame without
-        stretching. Fewer steps than a stage takes (:data:`MIN_STEPS`) or fewer than one image per pair
-        raise PcdmsError. Steps and guidance are per stage (the
-        official settings by default: stage 1 unguided, stages 2 and 3 at 2.0, UniPC 20 steps).
+        stretching. Fewer steps than a stage takes (:data:`~pcdms.pipelines.inputs.MIN_STEPS`) or fewer
+        than one image per pair raise PcdmsError. Steps and guidance are per stage (the official settings
+        by default: stage 1 unguided, stages 2 and 3 at 2.0, UniPC 20 steps).
         ``generator``: one generator for all stages, or one per stage (``{"prior": g1, "inpaint": g2,
         "refine": g3}``), so that a stage's result depends only on its inputs and its seed; each may be a
         list with one generator per pair, so that a pair's images do not depend on the rest of the batch.
@@ -383,19 +381,6 @@ class PCDMsPipeline(DiffusionPipeline):
         return latents
 
 
-def name_in_batch(role: str, number: int, count: int) -> str:
-    return f"{role} {number + 1} of {count}" if count > 1 else role
-
-
-def checked_source(image: Image.Image, number: int, batch) -> Image.Image:
-    """A source photo as 8-bit RGB (pcdms.io.to_rgb: any mode, cut-outs on white), refused below the minimum size."""
-    where = name_in_batch("source image", number, len(as_list(batch)))
-    if min(image.size) < MIN_IMAGE_SIDE:
-        width, height = image.size
-        raise PcdmsError(f"{where}: {width}x{height} pixels is too small (at least {MIN_IMAGE_SIDE} pixels a side)")
-    return to_rgb(image, where)
-
-
 def checked_poses(poses, role: str, extract: bool = False) -> list[Keypoints]:
     """Each pose as keypoints (a photo's extracted when ``extract``), refused with too few joints: the rule of
     every entry point (pcdms.pose.check_enough_joints). Messages name the file, or the role and place in the batch."""
@@ -409,24 +394,6 @@ def checked_poses(poses, role: str, extract: bool = False) -> list[Keypoints]:
             raise NoPersonError(f"{where}: {error}") from None
         checked.append(check_enough_joints(keypoints, where))
     return checked
-
-
-# Fewer steps than these fail inside the samplers: UnCLIP's scheduler needs 2.
-MIN_STEPS = {"prior": 2, "inpaint": 1, "refine": 1}
-
-
-def check_sampling(steps: dict[str, int], num_images_per_pair: int = 1, stages: tuple[str, ...] = STAGES) -> None:
-    """Raise PcdmsError, in one line, for fewer steps than a stage of ``stages`` takes (:data:`MIN_STEPS`) or
-    fewer than one image per pair."""
-    for stage in stages:
-        if steps[stage] < MIN_STEPS[stage]:
-            why = " (UnCLIP's sampler)" if stage == "prior" else ""
-            plural = "s" if MIN_STEPS[stage] > 1 else ""
-            raise PcdmsError(
-                f"{STAGE_TITLES[stage]} needs at least {MIN_STEPS[stage]} sampling step{plural}{why}, got {steps[stage]}"
-            )
-    if num_images_per_pair < 1:
-        raise PcdmsError(f"at least 1 image per pair is needed, got {num_images_per_pair}")
 
 
 # Models shipped inside the package, loadable by name.
