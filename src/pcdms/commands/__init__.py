@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
-from . import convert, data, demo, evaluate, generate, pose, sample, toy, train
+from . import animate, convert, data, demo, evaluate, generate, pose, sample, toy, train
 
 # In the order ``pcdms --help`` lists them.
-FAMILIES = (demo, generate, evaluate, convert, pose, data, toy, train, sample)
+FAMILIES = (demo, generate, animate, evaluate, convert, pose, data, toy, train, sample)
 
 
 def build_parser() -> argparse.ArgumentParser:
