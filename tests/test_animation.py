@@ -14,16 +14,19 @@ from helpers import body_image, standing_pose
 from pcdms.animation import (
     AnimationSettings,
     Driving,
+    bone_lengths,
     initial_noise,
     make_animation,
     read_driving,
     read_video,
+    retarget_pose,
     target_poses,
     write_pose_sequence,
     write_video,
 )
 from pcdms.cli import main
 from pcdms.errors import NoPersonError, PcdmsError
+from pcdms.pipelines.pcdms import PCDMsPipeline
 from pcdms.pose import Keypoints
 from pcdms.pose.formats import pose_to_dict
 from tiny_pcdms import tiny_pcdms
@@ -206,15 +209,21 @@ def test_the_command_reports_a_bad_driving_input_before_loading_a_model(tmp_path
     )
 
 
-def test_the_command_animates_a_pose_sequence_with_a_saved_pipeline(pipeline, walk, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def saved_model(pipeline, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    pipeline.save_pretrained(folder)
+    return folder
+
+
+def test_the_command_animates_a_pose_sequence_with_a_saved_pipeline(saved_model, walk, tmp_path, capsys):
     source, source_pose, driving = walk
-    pipeline.save_pretrained(tmp_path / "model")
     source.save(tmp_path / "person.png")
     write_pose_sequence(tmp_path / "walk.json", driving.poses, fps=5)
     (tmp_path / "person.json").write_text(json.dumps(pose_to_dict(source_pose)))
     arguments = ["animate", "--source", str(tmp_path / "person.png"), "--source-pose", str(tmp_path / "person.json"),
                  "--driving", str(tmp_path / "walk.json"), "--out", str(tmp_path / "walk.gif"), "--model",
-                 str(tmp_path / "model"), "--steps", "1", "--steps", "prior=2", "--max-frames", "2", "--device", "cpu"]  # fmt: skip
+                 str(saved_model), "--steps", "1", "--steps", "prior=2", "--max-frames", "2", "--device", "cpu"]  # fmt: skip
     assert main(arguments) == 0
     printed = capsys.readouterr().out.strip()
     assert re.fullmatch(
@@ -222,3 +231,31 @@ def test_the_command_animates_a_pose_sequence_with_a_saved_pipeline(pipeline, wa
     )
     _frames, fps, count = read_video(tmp_path / "walk.gif")
     assert (fps, count) == (5.0, 2)
+
+
+def test_generate_retarget_gives_the_pipeline_the_target_pose_on_the_sources_body(
+    saved_model, walk, tmp_path, monkeypatch
+):
+    source, source_pose, driving = walk
+    source.save(tmp_path / "person.png")
+    (tmp_path / "person.json").write_text(json.dumps(pose_to_dict(source_pose)))
+    (tmp_path / "target.json").write_text(json.dumps(pose_to_dict(driving.poses[2])))
+    seen = []
+    call = PCDMsPipeline.__call__
+    monkeypatch.setattr(PCDMsPipeline, "__call__", lambda self, *a, **k: seen.append(a[1]) or call(self, *a, **k))
+    arguments = ["generate", "--source", str(tmp_path / "person.png"), "--source-pose", str(tmp_path / "person.json"),
+                 "--target-pose", str(tmp_path / "target.json"), "--out", str(tmp_path / "out.png"), "--model",
+                 str(saved_model), "--steps", "1", "--steps", "prior=2", "--device", "cpu"]  # fmt: skip
+    assert main([*arguments, "--retarget"]) == 0
+    assert seen[0].allclose(retarget_pose(source_pose, driving.poses[2]))
+    np.testing.assert_allclose(bone_lengths(seen[0]), bone_lengths(source_pose), rtol=1e-6)
+    assert main(arguments) == 0  # without: the target pose as given
+    assert seen[1] == driving.poses[2]
+
+
+def test_generate_retarget_is_for_one_pair(tmp_path, capsys):
+    assert main(["generate", "--pairs", "pairs.csv", "--out", "out/", "--retarget", "--model", str(tmp_path)]) == 1
+    assert (
+        capsys.readouterr().err
+        == "pcdms: error: --retarget works on one pair (--source and --target-pose), not with --pairs\n"
+    )

@@ -25,6 +25,11 @@ def add_parsers(commands) -> None:
         help="the target pose: a pose file, a rendered pose image, or a photo to take it from",
     )
     generate.add_argument("--source-pose", type=Path, help="the source's pose (default: extracted from --source)")
+    generate.add_argument(
+        "--retarget",
+        action="store_true",
+        help="move and scale the target pose onto the source's body: its place, height and limb lengths (one pair)",
+    )
     add_person_arguments(generate)
     generate.add_argument(
         "--target-size", type=parse_size, help="WxH of the target pose's frame, for pose files without one"
@@ -86,6 +91,8 @@ def check_options(args: argparse.Namespace) -> None:
     """Refuse, before any model is loaded, option combinations that cannot work."""
     if args.pairs is None and not (args.source and args.target_pose):
         raise PcdmsError("generate needs --source and --target-pose (or --pairs FILE for a batch)")
+    if args.retarget and args.pairs is not None:
+        raise PcdmsError("--retarget works on one pair (--source and --target-pose), not with --pairs")
     if args.best_of > 1 and (args.pairs is None or args.ground_truth is None or args.samples != 1):
         raise PcdmsError("--best-of needs --pairs and --ground-truth, and one image per pair (no --samples)")
     if args.pairs is not None and (args.source or args.target_pose or args.source_pose):
@@ -141,6 +148,10 @@ def run_generate(args: argparse.Namespace) -> int:
         source = load_image(args.source)
         target_pose = read_pose_input(args.target_pose, args.target_size, args.target_person)
         source_pose = source_pose_of(source, args.source, args.source_pose, args.source_person)
+        if args.retarget:  # the target's bones in the source's proportions, on the source's body
+            from ..animation import retarget_pose
+
+            target_pose = retarget_pose(source_pose.resize(source.size), target_pose)
         output = pipeline(source, target_pose, source_pose, generator=generators(1), **settings)
         for path in write_generated(output, 0, args.out, args.samples, args.intermediates):
             print(path)
