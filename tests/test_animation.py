@@ -24,6 +24,7 @@ from pcdms.animation import (
     write_pose_sequence,
     write_video,
 )
+from pcdms.animation.upload import animate_upload
 from pcdms.cli import main
 from pcdms.errors import NoPersonError, PcdmsError
 from pcdms.pipelines.pcdms import PCDMsPipeline
@@ -259,3 +260,27 @@ def test_generate_retarget_is_for_one_pair(tmp_path, capsys):
         capsys.readouterr().err
         == "pcdms: error: --retarget works on one pair (--source and --target-pose), not with --pairs\n"
     )
+
+
+def test_the_pages_handler_animates_the_first_frames_of_a_long_clip(pipeline, walk, tmp_path):
+    source, source_pose, driving = walk
+    source.save(tmp_path / "person.png")
+    write_video(tmp_path / "clip.gif", [*driving.images, driving.images[0]], 10)  # 4 frames
+    progress = []
+    made = animate_upload(
+        pipeline, tmp_path / "person.png", tmp_path / "clip.gif", tmp_path / "request", max_frames=3,
+        extractor=lambda image: source_pose if image.size == source.size else driving.poses[0],
+        on_frame=lambda done, total: progress.append((done, total)),
+    )  # fmt: skip
+    assert made.message == "3 frames at 10 fps; the clip is longer than 3 frames: its first 3 are animated"
+    _frames, fps, count = read_video(made.video)
+    assert (fps, count) == (10.0, 3)
+    assert progress == [(0, 3), (3, 3)]  # the default batch of 4 makes the 3 frames at once
+
+
+@pytest.mark.parametrize(
+    "person, clip, message", [(None, "clip.mp4", "choose a photo"), ("person.png", None, "upload a short clip")]
+)
+def test_the_pages_handler_asks_for_what_is_missing(pipeline, tmp_path, person, clip, message):
+    with pytest.raises(PcdmsError, match=message):
+        animate_upload(pipeline, person, clip, tmp_path)
