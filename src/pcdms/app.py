@@ -43,14 +43,17 @@ class Example:
 
 @dataclass(frozen=True)
 class Settings:
-    """The "advanced" fold: steps per stage, guidance of stages 2 and 3, one seed for all stages."""
+    """The "advanced" fold: steps per stage, guidance of stages 2 and 3, one seed for all stages, where stage 3
+    starts (its strength, in (0, 1]). None: the model's recommended setting, else the official one
+    (PCDMsPipeline.sampling_defaults)."""
 
-    prior_steps: int = 20
-    inpaint_steps: int = 20
-    refine_steps: int = 20
-    inpaint_guidance: float = 2.0
-    refine_guidance: float = 2.0
+    prior_steps: int | None = None
+    inpaint_steps: int | None = None
+    refine_steps: int | None = None
+    inpaint_guidance: float | None = None
+    refine_guidance: float | None = None
     seed: int = 42
+    refine_strength: float | None = None
 
 
 @dataclass
@@ -106,6 +109,11 @@ class PoseTransferApp:
     def stages(self) -> tuple[str, ...]:
         return self.pipeline.stages
 
+    def recommended_settings(self) -> Settings:
+        """The settings a generation uses unless the page changes them: the model's (see :class:`Settings`)."""
+        sampling = self.pipeline.sampling_defaults
+        return Settings(**{field: sampling[field] for field in Settings.__dataclass_fields__ if field != "seed"})
+
     def example(self, index: int) -> tuple[Image.Image, dict]:
         """A bundled person: the photo and its pose."""
         example = self.examples[index]
@@ -155,6 +163,7 @@ class PoseTransferApp:
             refine_steps=settings.refine_steps,
             inpaint_guidance=settings.inpaint_guidance,
             refine_guidance=settings.refine_guidance,
+            refine_strength=settings.refine_strength,
             generator=stage_generators(seeds, 1, self.pipeline._execution_device),
             return_intermediates=True,
         )

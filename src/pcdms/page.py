@@ -142,7 +142,7 @@ def shared_gradio_cache() -> Path:
 def build_page(app: PoseTransferApp):
     """The Gradio page over ``app``'s handlers, with a Gradio cache folder of its own (``page.cache_folder``,
     removed by :func:`close_page` or at exit)."""
-    defaults = Settings()
+    defaults = app.recommended_settings()
     cache = private_cache()
     previous = os.environ.get(GRADIO_CACHE_VARIABLE)
     os.environ[GRADIO_CACHE_VARIABLE] = str(cache)
@@ -208,6 +208,14 @@ def build_page(app: PoseTransferApp):
                 refine_guidance = gr.Slider(
                     0, 10, defaults.refine_guidance, step=0.1, label="stage 3 guidance", visible="refine" in app.stages
                 )
+                refine_strength = gr.Slider(
+                    0.05,
+                    1,
+                    defaults.refine_strength,
+                    step=0.05,
+                    label="stage 3 strength (1: from noise)",
+                    visible="refine" in app.stages,
+                )
                 seed = gr.Number(
                     defaults.seed, precision=0, minimum=0, maximum=2**32 - 1, label="seed (same seed, same image)"
                 )
@@ -227,9 +235,11 @@ def build_page(app: PoseTransferApp):
 
         def run(
             person, source_pose, target_pose, prior_steps, inpaint_steps, refine_steps, inpaint_guidance,
-            refine_guidance, seed, progress=STAGE_PROGRESS,
+            refine_guidance, seed, refine_strength, progress=STAGE_PROGRESS,
         ):  # fmt: skip
-            settings = Settings(prior_steps, inpaint_steps, refine_steps, inpaint_guidance, refine_guidance, seed)
+            settings = Settings(
+                prior_steps, inpaint_steps, refine_steps, inpaint_guidance, refine_guidance, seed, refine_strength
+            )
             made = app.generate(person, source_pose, target_pose, settings)
             shown = gr.DownloadButton(value=str(made.download), visible=True)
             return made.image, made.coarse, made.source_pose, made.target_pose, shown
@@ -245,7 +255,10 @@ def build_page(app: PoseTransferApp):
         pose_file.upload(shown_on_page(app.pose_from_file), pose_file, editor)
         generate.click(
             shown_on_page(run),
-            [person, source_pose, editor, prior_steps, inpaint_steps, refine_steps, inpaint_guidance, refine_guidance, seed],
+            [
+                person, source_pose, editor, prior_steps, inpaint_steps, refine_steps, inpaint_guidance,
+                refine_guidance, seed, refine_strength,
+            ],
             [result, coarse, source_map, target_map, download],
             concurrency_id="model",
             show_progress_on=result,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .common import parse_setting
+
 
 def add_parsers(commands) -> None:
     convert = commands.add_parser("convert", help="build a PCDMs pipeline folder").add_subparsers(
@@ -43,6 +45,15 @@ def add_parsers(commands) -> None:
     trained.add_argument("--refine", type=Path, help="the stage-3 run's model/ folder")
     trained.add_argument("--clip", type=Path, help="the CLIP vision folder stages 1 and 2 were trained with")
     trained.add_argument("--out", type=Path, required=True, help="the pipeline folder to write")
+    trained.add_argument(
+        "--sampling",
+        type=parse_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting the model samples best with, recorded in its folder and used where a call leaves it out "
+        "(inpaint_guidance=1, refine_strength=0.3, ...: see docs/generation.md); repeatable",
+    )
     trained.set_defaults(run=run_trained)
 
 
@@ -71,8 +82,17 @@ def run_official(args: argparse.Namespace) -> int:
 def run_trained(args: argparse.Namespace) -> int:
     from ..convert import assemble_trained
     from ..devices import quiet_model_loading
+    from ..pipelines.settings import checked_sampling
 
+    checked_sampling(dict(args.sampling), "--sampling")
     quiet_model_loading()
-    folder = assemble_trained(args.out, inpaint=args.inpaint, prior=args.prior, refine=args.refine, clip=args.clip)
+    folder = assemble_trained(
+        args.out,
+        inpaint=args.inpaint,
+        prior=args.prior,
+        refine=args.refine,
+        clip=args.clip,
+        sampling=dict(args.sampling),
+    )
     print(f"PCDMs pipeline: {folder}")
     return 0

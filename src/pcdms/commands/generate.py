@@ -47,12 +47,19 @@ def add_parsers(commands) -> None:
         "the result cut back, keeping the photo's aspect",
     )
     for option, kind, metavar, help_text in (
-        ("--steps", int, "N", "sampling steps, all stages or one (prior, inpaint, refine); repeatable (default: 20)"),
+        (
+            "--steps",
+            int,
+            "N",
+            "sampling steps, all stages or one (prior, inpaint, refine); repeatable (default: the model's "
+            "recommended settings, else the official 20)",
+        ),
         (
             "--guidance",
             float,
             "X",
-            "guidance scale of stages 2 and 3, or of one stage; on above 1 (default: 2.0, prior 0: off)",
+            "guidance scale of stages 2 and 3, or of one stage; on above 1 (default: the model's recommended "
+            "settings, else the official 2.0, prior 0: off)",
         ),
         ("--seed", int, "N", "random seed, all stages or one (default: 42)"),
     ):
@@ -64,6 +71,13 @@ def add_parsers(commands) -> None:
             metavar=f"[STAGE=]{metavar}",
             help=help_text,
         )
+    generate.add_argument(
+        "--strength",
+        type=float,
+        metavar="X",
+        help="where stage 3 starts, in (0, 1]: 1 from pure noise (official), below 1 from stage 2's image partly "
+        "noised, keeping its layout (default: the model's recommended setting, else 1)",
+    )
     generate.add_argument("--samples", type=int, default=1, help="images per pair (default: 1)")
     generate.add_argument(
         "--stop-after",
@@ -122,12 +136,18 @@ def run_generate(args: argparse.Namespace) -> int:
         state = PartialState(cpu=device.type == "cpu")
         device = state.device if args.device == "auto" else device
     pipeline = load_pcdms_pipeline(model, dtype=resolve_dtype(args.dtype, device)).to(device)
-    steps = per_stage(args.steps, {stage: 20 for stage in STAGE_NAMES})
+    recommended = pipeline.sampling_defaults
+    steps = per_stage(args.steps, {stage: recommended[f"{stage}_steps"] for stage in STAGE_NAMES})
     try:
         check_sampling(steps, stages=pipeline.stages)
     except PcdmsError as error:
         raise PcdmsError(f"--steps: {error} (--steps STAGE=N sets one stage)") from None
-    guidance = per_stage(args.guidance, {"prior": 0.0, "inpaint": 2.0, "refine": 2.0}, stages=("inpaint", "refine"))
+    guidance = per_stage(
+        args.guidance, {stage: recommended[f"{stage}_guidance"] for stage in STAGE_NAMES}, stages=("inpaint", "refine")
+    )
+    strength = recommended["refine_strength"] if args.strength is None else args.strength
+    if not 0 < strength <= 1:
+        raise PcdmsError(f"--strength must be in (0, 1], got {strength}")
     seeds = per_stage(args.seed, DEFAULT_SEEDS)
     width, height = args.size or (None, None)
     settings = {
@@ -138,6 +158,7 @@ def run_generate(args: argparse.Namespace) -> int:
         "return_intermediates": args.intermediates,
         **{f"{stage}_steps": steps[stage] for stage in STAGE_NAMES},
         **{f"{stage}_guidance": guidance[stage] for stage in STAGE_NAMES},
+        "refine_strength": strength,
     }
 
     def generators(pairs: int) -> dict:
@@ -160,6 +181,7 @@ def run_generate(args: argparse.Namespace) -> int:
         "model": str(model),
         "steps": steps,
         "guidance": guidance,
+        "refine_strength": strength,
         "seeds": seeds,
         "samples": args.samples,
         "best_of": args.best_of,

@@ -88,18 +88,27 @@ class UNetStagePipeline(DiffusionPipeline):
         guidance_rescale: float = 0.0,
         latents: torch.Tensor | None = None,
         callback: StepCallback | None = None,
+        start: torch.Tensor | None = None,
+        strength: float = 1.0,
     ) -> torch.Tensor:
         """The sampler's loop from noise of ``shape`` (``latents``, or drawn from ``generator``):
         ``predict_noise(noisy, timestep)`` is given the scaled latents, twice over when guidance is on
         (above 1; the unconditional half first), and returns the denoiser's noise prediction; ``callback``
-        runs after each step."""
+        runs after each step. With ``strength`` below 1 the loop starts from ``start`` (clean latents of
+        ``shape``) noised to the level of its first step and runs only the last ``int(steps x strength)``
+        steps, as diffusers' image-to-image pipelines do; 1 starts from pure noise."""
         device = self._execution_device
         guided = guidance_scale > 1.0
         self.scheduler.set_timesteps(num_inference_steps, device=device)
-        latents = initial_latents(shape, generator, device, self.denoiser.dtype, latents, self.stage_title)
-        latents = latents * self.scheduler.init_noise_sigma
+        noise = initial_latents(shape, generator, device, self.denoiser.dtype, latents, self.stage_title)
+        timesteps = self.scheduler.timesteps
+        if strength < 1.0:
+            timesteps = partial_timesteps(self.scheduler, num_inference_steps, strength, self.stage_title)
+            latents = self.scheduler.add_noise(start.to(noise.dtype), noise, timesteps[:1].repeat(shape[0]))
+        else:
+            latents = noise * self.scheduler.init_noise_sigma
         extra = step_arguments(self.scheduler, generator)
-        for step, timestep in enumerate(self.progress_bar(self.scheduler.timesteps)):
+        for step, timestep in enumerate(self.progress_bar(timesteps)):
             noisy = self.scheduler.scale_model_input(latents, timestep)
             noise = predict_noise(torch.cat([noisy, noisy]) if guided else noisy, timestep)
             if guided:
@@ -117,6 +126,20 @@ class UNetStagePipeline(DiffusionPipeline):
         images = crop(decode(self.vae, latents))
         self.maybe_free_model_hooks()
         return to_pil(images) if output_type == "pil" else format_images((images.clamp(-1, 1) + 1) / 2, output_type)
+
+
+def partial_timesteps(scheduler, num_inference_steps: int, strength: float, what: str) -> torch.Tensor:
+    """The last ``int(num_inference_steps x strength)`` of the scheduler's timesteps (set already), the scheduler
+    told where they begin; PcdmsError where that is no step at all."""
+    steps = min(int(num_inference_steps * strength), num_inference_steps)
+    if steps < 1:
+        raise PcdmsError(
+            f"{what}: strength {strength} of {num_inference_steps} steps runs no step (raise the strength or the steps)"
+        )
+    begin = (num_inference_steps - steps) * scheduler.order
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(begin)
+    return scheduler.timesteps[begin:]
 
 
 # One generator for the whole batch, or one per pair so that a pair's draws do not depend on its batch.

@@ -16,6 +16,7 @@ no CLIP encoder and no refiner: those components are optional.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from importlib.resources import files
@@ -55,6 +56,7 @@ from .inpaint import InpaintPipeline
 from .inputs import STAGES, check_sampling, checked_source, name_in_batch
 from .prior import PriorPipeline
 from .refine import RefinePipeline
+from .settings import checked_sampling, resolved_sampling
 
 
 @dataclass
@@ -100,6 +102,7 @@ class PCDMsPipeline(DiffusionPipeline):
         prior_scheduler: UnCLIPScheduler | None = None,
         refine: RefineModel | None = None,
         refine_scheduler: SchedulerMixin | None = None,
+        sampling: dict | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -113,6 +116,14 @@ class PCDMsPipeline(DiffusionPipeline):
             refine=refine,
             refine_scheduler=refine_scheduler,
         )
+        # Saved in model_index.json, so a model folder carries the settings it samples best with.
+        self.register_to_config(sampling=checked_sampling(sampling, "the pipeline's sampling settings") or None)
+
+    @property
+    def sampling_defaults(self) -> dict:
+        """The settings a call uses for those it leaves out: the model's recommended ones (``sampling`` in its
+        model_index.json), else the official ones (:data:`~pcdms.pipelines.settings.OFFICIAL_SAMPLING`)."""
+        return resolved_sampling(self.config.sampling)
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -167,12 +178,13 @@ class PCDMsPipeline(DiffusionPipeline):
         target_embeds: torch.Tensor | None = None,
         width: int | None = None,
         height: int | None = None,
-        prior_steps: int = 20,
-        prior_guidance: float = 0.0,
-        inpaint_steps: int = 20,
-        inpaint_guidance: float = 2.0,
-        refine_steps: int = 20,
-        refine_guidance: float = 2.0,
+        prior_steps: int | None = None,
+        prior_guidance: float | None = None,
+        inpaint_steps: int | None = None,
+        inpaint_guidance: float | None = None,
+        refine_steps: int | None = None,
+        refine_guidance: float | None = None,
+        refine_strength: float | None = None,
         refine_guidance_rescale: float = 0.0,
         num_images_per_pair: int = 1,
         generator: Generators | dict[str, Generators] = None,
@@ -196,8 +208,10 @@ class PCDMsPipeline(DiffusionPipeline):
         to the frame's aspect and the result cut back, so each output keeps its source's aspect (see
         :mod:`pcdms.pipelines.framing`); the target pose is fitted into the source's frame without
         stretching. Fewer steps than a stage takes (:data:`~pcdms.pipelines.inputs.MIN_STEPS`) or fewer
-        than one image per pair raise PcdmsError. Steps and guidance are per stage (the official settings
-        by default: stage 1 unguided, stages 2 and 3 at 2.0, UniPC 20 steps).
+        than one image per pair raise PcdmsError. Steps and guidance are per stage, and stage 3's
+        ``refine_strength`` in (0, 1] says where it starts (see :class:`RefinePipeline`); a setting left out
+        (None) takes the model's recommended one, else the official one (:attr:`sampling_defaults`; official:
+        stage 1 unguided, stages 2 and 3 at 2.0, UniPC 20 steps, stage 3 from pure noise).
         ``generator``: one generator for all stages, or one per stage (``{"prior": g1, "inpaint": g2,
         "refine": g3}``), so that a stage's result depends only on its inputs and its seed; each may be a
         list with one generator per pair, so that a pair's images do not depend on the rest of the batch.
@@ -248,9 +262,17 @@ class PCDMsPipeline(DiffusionPipeline):
                 f"batch sizes differ: {len(sources)} source images, {len(source_poses)} source poses, "
                 f"{len(target_poses)} target poses"
             )
-        check_sampling(
-            {"prior": prior_steps, "inpaint": inpaint_steps, "refine": refine_steps}, num_images_per_pair, self.stages
+        settings = resolved_sampling(
+            self.config.sampling,
+            prior_steps=prior_steps,
+            prior_guidance=prior_guidance,
+            inpaint_steps=inpaint_steps,
+            inpaint_guidance=inpaint_guidance,
+            refine_steps=refine_steps,
+            refine_guidance=refine_guidance,
+            refine_strength=refine_strength,
         )
+        check_sampling({stage: settings[f"{stage}_steps"] for stage in STAGES}, num_images_per_pair, self.stages)
         frame = self.frame(width, height)
         fitted = [fit_to_model(*pair, frame) for pair in zip(sources, source_poses, target_poses, strict=True)]
         sources = [pair.source for pair in fitted]
@@ -287,9 +309,9 @@ class PCDMsPipeline(DiffusionPipeline):
                 clip.encode(sources),
                 source_poses,
                 target_poses,
-                num_inference_steps=prior_steps,
-                guidance_scale=prior_guidance,
-                null_embeds=clip.null_embeds() if prior_guidance > 1 else None,
+                num_inference_steps=settings["prior_steps"],
+                guidance_scale=settings["prior_guidance"],
+                null_embeds=clip.null_embeds() if settings["prior_guidance"] > 1 else None,
                 generator=generators["prior"],
                 latents=stage_latents.get("prior"),
                 **stage_arguments,
@@ -306,8 +328,8 @@ class PCDMsPipeline(DiffusionPipeline):
             target_embeds,
             width=width,
             height=height,
-            num_inference_steps=inpaint_steps,
-            guidance_scale=inpaint_guidance,
+            num_inference_steps=settings["inpaint_steps"],
+            guidance_scale=settings["inpaint_guidance"],
             num_images_per_pair=num_images_per_pair,
             generator=generators["inpaint"],
             image_features=features,
@@ -322,9 +344,10 @@ class PCDMsPipeline(DiffusionPipeline):
                 coarse,
                 width=coarse.shape[-1],
                 height=coarse.shape[-2],
-                num_inference_steps=refine_steps,
-                guidance_scale=refine_guidance,
+                num_inference_steps=settings["refine_steps"],
+                guidance_scale=settings["refine_guidance"],
                 guidance_rescale=refine_guidance_rescale,
+                strength=settings["refine_strength"],
                 generator=generators["refine"],
                 image_features=features.repeat_interleave(num_images_per_pair, dim=0),
                 latents=stage_latents.get("refine"),
@@ -412,5 +435,14 @@ def model_folder(name_or_folder: str | os.PathLike) -> Path:
 def load_pcdms_pipeline(folder: str | os.PathLike, **kwargs) -> PCDMsPipeline:
     """A saved :class:`PCDMsPipeline` (from ``pcdms convert``), or a bundled model by name
     (``"pcdms-street"``), from local files only; ``kwargs`` go to ``from_pretrained`` (``dtype``: the
-    weights' precision, default float32; components to replace)."""
-    return load_pipeline(PCDMsPipeline, model_folder(folder), "PCDMs pipeline", **kwargs)
+    weights' precision, default float32; components to replace). Recommended sampling settings that are
+    not valid raise PcdmsError naming the folder's model_index.json."""
+    folder = model_folder(folder)
+    index = folder / "model_index.json"
+    if index.is_file():
+        try:
+            recommended = json.loads(index.read_text()).get("sampling")
+        except (OSError, ValueError, AttributeError):
+            recommended = None  # diffusers reports an unreadable index, naming it
+        checked_sampling(recommended, f'{index}: "sampling"')
+    return load_pipeline(PCDMsPipeline, folder, "PCDMs pipeline", **kwargs)

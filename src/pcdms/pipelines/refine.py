@@ -10,6 +10,11 @@ code's: zeros for the cross-attention context *and* zeros for the coarse image's
 Guidance rescale is off. The official test script passes ``guidance_rescale=2.0`` (its guidance
 scale, given to the wrong argument), which extrapolates past the rescaled prediction instead of
 mixing it in; ``guidance_rescale`` is here to reproduce that on purpose, not by default.
+
+``strength`` below 1 is this project's addition (the official sampler always starts from noise): it
+starts from the coarse image's latents partly noised, as diffusers' image-to-image pipelines do. A
+refiner too small or too briefly trained to redraw the whole image from noise (the bundled street
+model's) then keeps stage 2's layout and pose and restores detail.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from PIL import Image
 from transformers import Dinov2Model
 
 from ..data.canvas import CanvasLayout, image_tensor
+from ..errors import PcdmsError
 from ..io import to_rgb
 from ..models.inception_encoders import InceptionTokenEncoder
 from ..models.refine import RefineModel
@@ -104,6 +110,7 @@ class RefinePipeline(UNetStagePipeline):
         num_inference_steps: int = 20,
         guidance_scale: float = 2.0,
         guidance_rescale: float = 0.0,
+        strength: float = 1.0,
         num_images_per_pair: int = 1,
         generator: Generators = None,
         image_features: torch.Tensor | None = None,
@@ -117,7 +124,10 @@ class RefinePipeline(UNetStagePipeline):
         ``coarse_image``: stage 2's outputs, PIL images or a (batch, 3, h, w) tensor in [0, 1].
         ``width`` x ``height``: the output size in pixels (default: the model's training size; official
         512x512). Guidance is on above 1; ``guidance_rescale`` is off by default (see the module
-        docstring). ``generator``: one, or a list with one per coarse image so that each image's
+        docstring). ``strength`` in (0, 1]: where sampling starts; 1 (official) from pure noise, below 1
+        from the coarse image's latents noised to that fraction of the schedule, running only the last
+        ``int(num_inference_steps x strength)`` steps (diffusers' image-to-image convention; SDEdit, Meng et
+        al. 2022): the coarse image's layout is kept and stage 3 restores its detail. ``generator``: one, or a list with one per coarse image so that each image's
         refinements depend only on its own generator, not on the rest of the batch; it draws the coarse
         images' VAE latents, then the starting noise. ``image_features``: the sources' DINOv2 tokens if
         already computed (stage 2 computed them).
@@ -132,9 +142,12 @@ class RefinePipeline(UNetStagePipeline):
         "pt" (a (batch, 3, height, width) float32 tensor in [0, 1]).
 
         Raises ValueError for batches of different sizes, an unknown output type or a generator list that is
-        not one per coarse image; PcdmsError for latents of the wrong shape or an unknown callback tensor name.
+        not one per coarse image; PcdmsError for latents of the wrong shape, an unknown callback tensor name, or a
+        strength outside (0, 1] or one that leaves no step.
         """
         check_output_type(output_type)
+        if not 0 < strength <= 1:
+            raise PcdmsError(f"stage 3 (refine): strength must be in (0, 1], got {strength}")
         callback = step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         layout = self.layout(width, height)
         device, dtype = self._execution_device, self.refine.dtype
@@ -151,6 +164,7 @@ class RefinePipeline(UNetStagePipeline):
         coarse_latents = self.vae.encode(coarse).latent_dist.sample(pair_generator) * self.vae.config.scaling_factor
         context, coarse_latents = (x.repeat_interleave(num_images_per_pair, dim=0) for x in (context, coarse_latents))
         batch, coarse_latents = context.shape[0], coarse_latents.to(dtype)
+        start = coarse_latents
         if guided:
             null_context, null_latents = self.unconditional(context, coarse_latents)
             context, coarse_latents = torch.cat([null_context, context]), torch.cat([null_latents, coarse_latents])
@@ -164,6 +178,8 @@ class RefinePipeline(UNetStagePipeline):
             guidance_rescale,
             latents=latents,
             callback=callback,
+            start=start,
+            strength=strength,
         )
         return RefineOutput(images=self.decoded_output(latents, layout.crop, output_type))
 

@@ -1,0 +1,54 @@
+"""The sampling settings of PCDMsPipeline: the official ones, or those a model folder recommends.
+
+The authors' settings (spec 1-3: UniPC 20 steps per stage, stage 1 unguided, stages 2 and 3 at
+guidance 2.0, stage 3 from pure noise) suit the authors' models. A model trained otherwise may sample
+better with others, measured on its training pairs: its folder's ``model_index.json`` then records
+them under ``"sampling"`` (``pcdms convert trained --sampling KEY=VALUE``), and they replace the official
+ones wherever a call leaves a setting out. The bundled street model records its own; converted
+official checkpoints record none.
+"""
+
+from __future__ import annotations
+
+from .inputs import MIN_STEPS
+
+OFFICIAL_SAMPLING = {
+    "prior_steps": 20,
+    "prior_guidance": 0.0,
+    "inpaint_steps": 20,
+    "inpaint_guidance": 2.0,
+    "refine_steps": 20,
+    "refine_guidance": 2.0,
+    "refine_strength": 1.0,
+}
+
+
+def checked_sampling(settings: dict | None, where: str = "sampling") -> dict:
+    """``settings`` (a subset of :data:`OFFICIAL_SAMPLING`'s keys) with numbers of the right kind: steps
+    whole and at least a stage's minimum, guidance at least 0, stage 3's strength in (0, 1]. Anything else
+    raises PcdmsError in one line naming ``where``."""
+    from ..errors import PcdmsError
+
+    if settings is not None and not isinstance(settings, dict):
+        raise PcdmsError(f"{where}: a mapping of setting names to numbers, got {type(settings).__name__}")
+    settings = dict(settings or {})
+    for key, value in settings.items():
+        if key not in OFFICIAL_SAMPLING:
+            raise PcdmsError(f"{where}: unknown sampling setting {key!r} (known: {', '.join(OFFICIAL_SAMPLING)})")
+        stage, kind = key.split("_")
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind == "steps" and not (number and value == int(value) and value >= MIN_STEPS[stage]):
+            raise PcdmsError(f"{where}: {key} must be a whole number of at least {MIN_STEPS[stage]}, got {value!r}")
+        if kind == "guidance" and not (number and value >= 0):
+            raise PcdmsError(f"{where}: {key} must be a number of at least 0, got {value!r}")
+        if kind == "strength" and not (number and 0 < value <= 1):
+            raise PcdmsError(f"{where}: {key} must be a number in (0, 1], got {value!r}")
+        settings[key] = int(value) if kind == "steps" else float(value)
+    return settings
+
+
+def resolved_sampling(recommended: dict | None, **given) -> dict:
+    """Every setting of :data:`OFFICIAL_SAMPLING`: those ``given`` (None: not given; checked where they are
+    used), else the model's ``recommended`` ones, else the official ones."""
+    chosen = {key: value for key, value in given.items() if value is not None}
+    return {**OFFICIAL_SAMPLING, **(recommended or {}), **chosen}

@@ -1,0 +1,124 @@
+"""Stage 3's strength (image-to-image start) and the sampling settings a model folder recommends."""
+
+import json
+
+import pytest
+import torch
+
+from helpers import body_image
+from pcdms.errors import PcdmsError
+from pcdms.pipelines.pcdms import load_pcdms_pipeline
+from pcdms.pipelines.settings import OFFICIAL_SAMPLING, checked_sampling
+from stage3 import tiny_refine_pipeline
+from tiny_pcdms import tiny_pcdms
+
+
+@pytest.fixture(scope="module")
+def refine():
+    return tiny_refine_pipeline()
+
+
+@pytest.fixture
+def images(pose):
+    return body_image(pose).resize((64, 128)), body_image(pose.hflip()).resize((64, 128))
+
+
+def refined(pipeline, images, **kwargs):
+    settings = {"num_inference_steps": 10, "output_type": "pt", "generator": torch.Generator().manual_seed(0)}
+    return pipeline(*images, **{**settings, **kwargs}).images
+
+
+def test_strength_1_is_the_official_start_from_noise(refine, images):
+    assert torch.equal(refined(refine, images), refined(refine, images, strength=1.0))
+
+
+def test_strength_runs_the_last_steps_of_the_schedule(refine, images):
+    seen = []
+    refined(refine, images, strength=0.3, callback_on_step_end=lambda pipe, step, t, kw: seen.append(int(t)))
+    refine.scheduler.set_timesteps(10)
+    assert seen == [int(t) for t in refine.scheduler.timesteps[-3:]]  # int(10 x 0.3) steps, the least noisy
+    assert not torch.equal(refined(refine, images, strength=0.3), refined(refine, images))
+
+
+def test_below_1_sampling_starts_from_the_coarse_latents_noised_to_the_first_step(refine, images, monkeypatch):
+    """With zero noise the first input is the coarse latents scaled by sqrt(alpha_bar) of the first timestep;
+    the coarse latents themselves are the input's other half (spec 3)."""
+    first = []
+    denoise = refine.refine.denoise
+
+    def spy(sample, timestep, context):
+        first.append((sample.clone(), int(timestep)))
+        return denoise(sample, timestep, context)
+
+    monkeypatch.setattr(refine.refine, "denoise", spy)
+    shape = refine.latents_shape(1, 64, 128)
+    refined(refine, images, strength=0.5, guidance_scale=1.0, latents=torch.zeros(shape))
+    sample, timestep = first[0]
+    scale = refine.scheduler.alphas_cumprod[timestep].sqrt()
+    torch.testing.assert_close(sample[:, :4], scale * sample[:, 4:])
+
+
+@pytest.mark.parametrize("strength", [0.0, 1.5, 0.05])  # 0.05 of 10 steps is no step
+def test_a_strength_that_runs_nothing_is_one_line(refine, images, strength):
+    with pytest.raises(PcdmsError, match="strength"):
+        refined(refine, images, strength=strength)
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return tiny_pcdms()
+
+
+def generate(pipeline, pose, **kwargs):
+    source = body_image(pose).resize((64, 128))
+    generators = {stage: torch.Generator().manual_seed(1) for stage in ("prior", "inpaint", "refine")}
+    steps = {"prior_steps": 2, "inpaint_steps": 2, "refine_steps": 4}
+    return pipeline(source, pose.hflip(), pose, generator=generators, output_type="pt", **steps, **kwargs).images
+
+
+def test_a_folder_s_recommended_settings_fill_what_a_call_leaves_out(pipeline, pose, tmp_path):
+    assert pipeline.sampling_defaults == OFFICIAL_SAMPLING  # nothing recorded: the official settings
+    pipeline.save_pretrained(tmp_path / "model")
+    index = tmp_path / "model" / "model_index.json"
+    recorded = json.loads(index.read_text())
+    recorded["sampling"] = {"inpaint_guidance": 1.0, "refine_strength": 0.5}
+    index.write_text(json.dumps(recorded))
+    loaded = load_pcdms_pipeline(tmp_path / "model")
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.sampling_defaults == {**OFFICIAL_SAMPLING, "inpaint_guidance": 1.0, "refine_strength": 0.5}
+    explicit = generate(pipeline, pose, inpaint_guidance=1.0, refine_strength=0.5)
+    torch.testing.assert_close(generate(loaded, pose), explicit, rtol=0, atol=1e-5)
+    # what a call gives wins over the folder's recommendation
+    torch.testing.assert_close(
+        generate(loaded, pose, inpaint_guidance=2.0, refine_strength=1.0), generate(pipeline, pose)
+    )
+    loaded.save_pretrained(tmp_path / "again")  # the recommendation travels with the folder
+    assert json.loads((tmp_path / "again" / "model_index.json").read_text())["sampling"] == recorded["sampling"]
+
+
+@pytest.mark.parametrize(
+    ("sampling", "message"),
+    [
+        ({"refine_strenght": 0.3}, "unknown sampling setting 'refine_strenght'"),
+        ({"refine_strength": 0}, r"refine_strength must be a number in \(0, 1\]"),
+        ({"inpaint_steps": 0.5}, "inpaint_steps must be a whole number of at least 1"),
+        ({"inpaint_guidance": "high"}, "inpaint_guidance must be a number"),
+        ([0.3], "a mapping of setting names to numbers"),
+    ],
+)
+def test_a_folder_with_bad_settings_is_named_in_one_line(pipeline, tmp_path, sampling, message):
+    pipeline.save_pretrained(tmp_path / "model")
+    index = tmp_path / "model" / "model_index.json"
+    index.write_text(json.dumps({**json.loads(index.read_text()), "sampling": sampling}))
+    with pytest.raises(PcdmsError, match=f'model_index.json: "sampling": {message}'):
+        load_pcdms_pipeline(tmp_path / "model")
+
+
+def test_settings_are_checked_and_typed():
+    assert checked_sampling({"refine_steps": 10.0, "inpaint_guidance": 1}) == {
+        "refine_steps": 10,
+        "inpaint_guidance": 1.0,
+    }
+    assert checked_sampling(None) == {}
+    with pytest.raises(PcdmsError, match="prior_steps must be a whole number of at least 2"):
+        checked_sampling({"prior_steps": 1})
