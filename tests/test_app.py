@@ -24,7 +24,7 @@ from pcdms.app import PoseTransferApp, Settings, gallery_poses, street_examples 
 from pcdms.errors import NoPersonError, PcdmsError  # noqa: E402
 from pcdms.page import build_page, close_page, launch, photo_input, shown_on_page  # noqa: E402
 from pcdms.pose import Keypoints, load_pose, write_openpose_json  # noqa: E402
-from pcdms.pose.formats import pose_from_dict, pose_to_dict, write_pose_json  # noqa: E402
+from pcdms.pose.pose_json import pose_from_dict, pose_to_dict, write_pose_json  # noqa: E402
 from tiny_pcdms import tiny_pcdms  # noqa: E402
 
 

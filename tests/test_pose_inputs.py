@@ -22,7 +22,7 @@ from pcdms.pose import (
     write_openpose_json,
     write_pose_json,
 )
-from pcdms.pose.formats import main_person
+from pcdms.pose.openpose import main_person
 
 CASES = Path(__file__).parent / "data" / "cases"
 

@@ -20,8 +20,10 @@ from PIL import Image
 
 from ..errors import NoPersonError, PcdmsError, PcdmsWarning, PoseFileError
 from ..io import atomic_write
-from ..pose.formats import _openpose_people, _read_json, main_person, pose_from_dict, pose_to_dict
 from ..pose.keypoints import MIN_POSE_JOINTS, Keypoints
+from ..pose.openpose import main_person, openpose_people
+from ..pose.pose_json import pose_from_dict, pose_to_dict
+from ..pose.reading import read_json
 from .video import VIDEO_SUFFIXES, read_video
 
 SEQUENCE_FORMAT = "pcdms-pose-sequence"
@@ -192,7 +194,7 @@ def read_pose_sequence(path: str | os.PathLike) -> tuple[list[Keypoints | None],
     recorded). A single pose file (pcdms or OpenPose JSON) is a sequence of one. Raises PoseFileError naming
     the file (and frame)."""
     path = Path(path)
-    data = _read_json(path)
+    data = read_json(path)
     if isinstance(data, dict) and data.get("format") == SEQUENCE_FORMAT:
         frames, fps = data.get("frames"), data.get("fps")
         if not isinstance(frames, list) or not frames:
@@ -209,7 +211,7 @@ def read_pose_sequence(path: str | os.PathLike) -> tuple[list[Keypoints | None],
     if isinstance(data, list) and data and all(isinstance(frame, dict) and "people" in frame for frame in data):
         poses = []
         for number, frame in enumerate(data):
-            people = _openpose_people(frame, Path(f"{path}: frame {number + 1}"), None)
+            people = openpose_people(frame, Path(f"{path}: frame {number + 1}"), None)
             poses.append(_usable(people[main_person(people)]) if people else None)
         return poses, None
     raise PoseFileError(f"{path}: not a pose sequence (pcdms' {SEQUENCE_FORMAT!r} JSON or a list of OpenPose frames)")

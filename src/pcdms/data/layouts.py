@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DatasetError, PcdmsError, PoseFileError
-from ..pose.formats import read_annotation_csv, read_pcdms_txt, read_pcdms_txt_vector
+from ..pose.annotation_csv import read_annotation_csv
 from ..pose.keypoints import Keypoints, Size, check_enough_joints
+from ..pose.pcdms_txt import read_pcdms_txt, read_pcdms_txt_vector
 from ..pose.vector import OFFICIAL, keypoints_from_vector
 from .dataset import Pair, PoseTransferDataset
 

@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 
 from ..errors import PcdmsError
 from ..io import image_size, save_image
-from ..pose.formats import write_pcdms_txt
 from ..pose.keypoints import Size, check_enough_joints
+from ..pose.pcdms_txt import write_pcdms_txt
 from ..pose.render import render_pose
 from ..pose.vector import OFFICIAL
 from .dataset import PoseTransferDataset

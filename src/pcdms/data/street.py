@@ -34,7 +34,7 @@ from PIL import Image
 
 from ..errors import NoPersonError, PcdmsError
 from ..io import atomic_folder, save_image
-from ..pose.formats import write_annotation_csv
+from ..pose.annotation_csv import write_annotation_csv
 from ..pose.keypoints import KEYPOINT_NAMES, Keypoints
 
 DEBIAN_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")

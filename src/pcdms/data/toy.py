@@ -21,7 +21,7 @@ from transformers import CLIPVisionModelWithProjection, Dinov2Model
 
 from ..io import atomic_folder, load_image, save_image
 from ..models.encoders import tiny_clip_config, tiny_dinov2_config
-from ..pose.formats import write_annotation_csv
+from ..pose.annotation_csv import write_annotation_csv
 from ..pose.keypoints import KEYPOINT_NAMES, Keypoints
 from .canvas import image_tensor
 

@@ -1,5 +1,6 @@
 """The pose toolkit: one keypoint type, file formats, transforms, rendering and extraction."""
 
+from .annotation_csv import read_annotation_csv, write_annotation_csv
 from .convert import from_body25, from_coco17, from_coco_wholebody, from_mediapipe
 from .extract import (
     MediaPipeExtractor,
@@ -9,21 +10,12 @@ from .extract import (
     read_and_extract,
     write_extraction,
 )
-from .formats import (
-    load_pose,
-    read_annotation_csv,
-    read_openpose_json,
-    read_pcdms_txt,
-    read_pcdms_txt_vector,
-    read_pose_json,
-    save_pose,
-    write_annotation_csv,
-    write_openpose_json,
-    write_pcdms_txt,
-    write_pose_json,
-)
+from .formats import load_pose, save_pose
 from .inputs import as_keypoints
 from .keypoints import KEYPOINT_NAMES, LIMBS, MIN_POSE_JOINTS, MIRROR, NUM_KEYPOINTS, Keypoints, check_enough_joints
+from .openpose import read_openpose_json, write_openpose_json
+from .pcdms_txt import read_pcdms_txt, read_pcdms_txt_vector, write_pcdms_txt
+from .pose_json import read_pose_json, write_pose_json
 from .pose_map import is_pose_map, read_pose_map
 from .render import COLORS, draw_overlay, pose_map_tensor, render_pose
 from .vector import CONVENTIONS, FRACTION, OFFICIAL, PoseConvention, get_convention, keypoints_from_vector, pose_vector

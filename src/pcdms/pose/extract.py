@@ -26,8 +26,8 @@ from PIL import Image
 from ..errors import NoPersonError, PcdmsError
 from ..io import load_image, save_image
 from .convert import from_mediapipe
-from .formats import write_pose_json
 from .keypoints import Keypoints
+from .pose_json import write_pose_json
 from .render import draw_overlay, render_pose
 
 ENTRY_POINT_GROUP = "pcdms.pose_extractors"
