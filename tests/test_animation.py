@@ -90,6 +90,25 @@ def test_every_frame_starts_from_the_same_noise(animated, pipeline):
     assert set(calls[0]["latents"]) == {"prior", "inpaint", "refine"}
 
 
+def test_every_frame_gets_the_source_encoded_once(animated, pipeline, walk, tmp_path):
+    _animation, calls = animated
+    source, source_pose, driving = walk
+    encodings = pipeline.encode_sources(source, SETTINGS.width, SETTINGS.height)
+    for call in calls:  # each frame of each batch: the same DINOv2 tokens and CLIP embedding of the source
+        for name in ("image_features", "source_embeds"):
+            assert all(frame.equal(encodings[name][0]) for frame in call[name])
+    runs = {"image_encoder": 0, "clip_encoder": 0}
+    hooks = [getattr(pipeline, name).register_forward_hook(lambda *_, name=name: runs.update({name: runs[name] + 1}))
+             for name in runs]  # fmt: skip
+    try:
+        make_animation(pipeline, source, driving, tmp_path / "walk", source_pose=source_pose, settings=SETTINGS,
+                       progress=False)  # fmt: skip
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert runs == {"image_encoder": 1, "clip_encoder": 1}  # once for the 3 frames in 2 batches
+
+
 def test_the_video_has_every_frame_at_the_driving_rate(animated):
     animation, _ = animated
     frames, fps, count = read_video(animation.out)

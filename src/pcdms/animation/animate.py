@@ -1,7 +1,9 @@
 """Generation over the frames of an animation: one source person in each driving pose.
 
 Every frame starts from the same noise (one draw per stage, ``latents=``, repeated over a batch) and the
-same per-frame seeds, so frames differ only by their poses and a still pose gives a still picture.
+same per-frame seeds, and gets the same encodings of the source (its DINOv2 tokens and CLIP embedding, computed
+once per animation by ``pipeline.encode_sources``), so frames differ only by their poses and a still pose gives a
+still picture.
 Frames are generated in batches and written to a frame folder as they are done (``000000.png``, ...,
 with ``animation.json`` recording the settings and each frame's pose); a rerun with the same settings
 reuses the frames whose pose has not changed, so an interrupted run resumes where it stopped.
@@ -147,6 +149,7 @@ def animate_frames(
     ]
     result = AnimationFrames(paths, reused=len(paths) - len(todo))
     noise = initial_noise(pipeline, settings)
+    encodings = source_encodings(pipeline, source, settings) if todo else {}
     seeds = dict.fromkeys(STAGE_NAMES, settings.seed)
     arguments = {f"{stage}_steps": steps for stage, steps in settings.steps.items()}
     arguments |= {f"{stage}_guidance": guidance for stage, guidance in settings.guidance.items()}
@@ -165,7 +168,8 @@ def animate_frames(
                 width=settings.width,
                 height=settings.height,
                 generator=stage_generators(seeds, count, pipeline.device),
-                latents={stage: tensor.expand(count, *tensor.shape[1:]).clone() for stage, tensor in noise.items()},
+                latents=repeated(noise, count),
+                **repeated(encodings, count),
                 **arguments,
             )
             result.seconds += time.perf_counter() - began
@@ -179,6 +183,19 @@ def animate_frames(
             if on_frame is not None:
                 on_frame(result.reused + result.generated, len(paths))
     return result
+
+
+def source_encodings(pipeline, source: Image.Image, settings: AnimationSettings) -> dict:
+    """The source's encodings for every frame, computed once (``pipeline.encode_sources`` at the frame the
+    frames are made at): {"image_features": (1, tokens, hidden), "source_embeds": (1, D)}; a pipeline without
+    stage 1 has no "source_embeds"."""
+    encodings = pipeline.encode_sources(source, settings.width, settings.height)
+    return {name: tensor for name, tensor in encodings.items() if tensor is not None}
+
+
+def repeated(tensors: dict, count: int) -> dict:
+    """Each (1, ...) tensor of ``tensors`` as ``count`` copies along the first dimension: one per frame of a batch."""
+    return {name: tensor.expand(count, *tensor.shape[1:]).clone() for name, tensor in tensors.items()}
 
 
 def side_by_side(result: Image.Image, pose: Keypoints, driving: Image.Image | None = None) -> Image.Image:

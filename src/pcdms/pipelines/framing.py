@@ -45,6 +45,13 @@ def aspect_padding(size: Size, model_size: Size) -> tuple[int, int, int, int]:
     return extra_x // 2, extra_y // 2, extra_x - extra_x // 2, extra_y - extra_y // 2
 
 
+def padded_source(source: Image.Image, model_size: Size) -> Image.Image:
+    """``source`` padded, centred, with white to the aspect of ``model_size`` (itself when it has that aspect):
+    the photo :func:`fit_to_model` gives the model, and the one its DINOv2 and CLIP encodings are computed from."""
+    padding = aspect_padding(source.size, model_size)
+    return ImageOps.expand(source, padding, fill=PAD_COLOUR) if any(padding) else source
+
+
 def fit_to_model(
     source: Image.Image, source_pose: Keypoints | None, target_pose: Keypoints, model_size: Size
 ) -> FittedPair:
@@ -57,7 +64,7 @@ def fit_to_model(
     left, top, right, bottom = aspect_padding(source.size, model_size)
     if not any((left, top, right, bottom)):
         return FittedPair(source, source_pose, target, None)
-    padded = ImageOps.expand(source, (left, top, right, bottom), fill=PAD_COLOUR)
+    padded = padded_source(source, model_size)
     width, height = padded.size
     box = (left / width, top / height, (left + source.width) / width, (top + source.height) / height)
     pose = None if source_pose is None else source_pose.pad(left, top, right, bottom)

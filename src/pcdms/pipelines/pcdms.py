@@ -54,6 +54,7 @@ from .common import (
 from .framing import crop_back, fit_to_model
 from .inpaint import InpaintPipeline
 from .inputs import STAGES, check_sampling, checked_source, name_in_batch
+from .precomputed import check_source_encodings, checked_latents, encode_sources
 from .prior import PriorPipeline
 from .refine import RefinePipeline
 from .settings import checked_sampling, resolved_sampling
@@ -169,6 +170,20 @@ class PCDMsPipeline(DiffusionPipeline):
         return shapes
 
     @torch.no_grad()
+    def encode_sources(
+        self, source_image: Image.Image | list[Image.Image], width: int | None = None, height: int | None = None
+    ) -> dict[str, torch.Tensor | None]:
+        """What every call computes from its source photos, computed once to give many calls (the frames of an
+        animation): ``{"image_features": the DINOv2 tokens (pairs, tokens, hidden), "source_embeds": the CLIP
+        image embeddings (pairs, D), None for a pipeline without stage 1}``, to pass on as
+        ``pipeline(source_image, pose, **encodings)`` with the same sources and the same ``width`` and ``height``.
+        Each source is encoded as a call at that frame gives it to the model: padded to the frame's aspect
+        (:mod:`~pcdms.pipelines.framing`), so a call given these encodings makes the images it would make
+        computing them. Raises PcdmsError for a source too small or unreadable."""
+        sources = [checked_source(image, number, source_image) for number, image in enumerate(as_list(source_image))]
+        return encode_sources(self, sources, self.frame(width, height))
+
+    @torch.no_grad()
     def __call__(
         self,
         source_image: Image.Image | list[Image.Image],
@@ -176,6 +191,8 @@ class PCDMsPipeline(DiffusionPipeline):
         source_pose: PoseInput | list[PoseInput] | None = None,
         *,
         target_embeds: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
+        source_embeds: torch.Tensor | None = None,
         width: int | None = None,
         height: int | None = None,
         prior_steps: int | None = None,
@@ -203,7 +220,9 @@ class PCDMsPipeline(DiffusionPipeline):
         (:class:`~pcdms.errors.TooFewJointsError`, as everywhere in pcdms); a source image is read as
         :func:`pcdms.io.to_rgb` reads any mode and must be at least 16 pixels a side.
         ``target_embeds`` (pairs, D): skip stage 1 and use these target CLIP embeddings (for example
-        the real target's). ``width`` x ``height``: the frame the model works at (default: the
+        the real target's). ``image_features`` (pairs, tokens, hidden) and ``source_embeds`` (pairs, D): the
+        sources' DINOv2 tokens and CLIP image embeddings from :meth:`encode_sources` (of the same sources at the
+        same frame), instead of computing them. ``width`` x ``height``: the frame the model works at (default: the
         size the stage-2 model was trained at; any size works). A source photo of another aspect is padded
         to the frame's aspect and the result cut back, so each output keeps its source's aspect (see
         :mod:`pcdms.pipelines.framing`); the target pose is fitted into the source's frame without
@@ -237,7 +256,8 @@ class PCDMsPipeline(DiffusionPipeline):
         rounded.
 
         Raises PcdmsError (one line) for unreadable or too small inputs, poses with too few joints, too few
-        steps, a stage the pipeline lacks, and latents of the wrong shape or for a stage that does not run;
+        steps, a stage the pipeline lacks, latents of the wrong shape or for a stage that does not run, and
+        ``image_features`` or ``source_embeds`` of the wrong shape;
         ValueError for batches of different sizes, an unknown ``stop_after`` or ``output_type``, and a
         generator list that is not one per pair.
         """
@@ -295,7 +315,8 @@ class PCDMsPipeline(DiffusionPipeline):
             or (stage == "prior" and self.inpaint.uses_target_embedding and target_embeds is None)
             or (stage == "refine" and stop_after == "refine")
         )
-        stage_latents = self.checked_latents(latents, running, len(sources), num_images_per_pair, frame)
+        stage_latents = checked_latents(self, latents, running, len(sources), num_images_per_pair, frame)
+        check_source_encodings(self, image_features, source_embeds, len(sources))
         stage_arguments = {
             "callback_on_step_end": callback_on_step_end,
             "callback_on_step_end_tensor_inputs": callback_on_step_end_tensor_inputs,
@@ -306,7 +327,7 @@ class PCDMsPipeline(DiffusionPipeline):
                 raise PcdmsError("this pipeline has no stage 1 (prior and clip_encoder): pass target_embeds")
             clip = ClipImageEncoder(self.clip_encoder)
             target_embeds = self.stage_pipeline("prior")(
-                clip.encode(sources),
+                clip.encode(sources) if source_embeds is None else source_embeds,
                 source_poses,
                 target_poses,
                 num_inference_steps=settings["prior_steps"],
@@ -320,7 +341,7 @@ class PCDMsPipeline(DiffusionPipeline):
             target_embeds = None
 
         inpaint = self.stage_pipeline("inpaint")
-        features = inpaint.encode_images(sources)  # once, for stages 2 and 3
+        features = inpaint.encode_images(sources) if image_features is None else image_features  # for stages 2 and 3
         coarse = inpaint(
             sources,
             source_poses,
@@ -371,37 +392,6 @@ class PCDMsPipeline(DiffusionPipeline):
             return PCDMsOutput(images=as_output(images))
         embeds = None if target_embeds is None else target_embeds.float().cpu()
         return PCDMsOutput(images=as_output(images), target_embeds=embeds, coarse_images=as_output(coarse))
-
-    def checked_latents(
-        self, latents: Latents | None, running: tuple[str, ...], pairs: int, num_images_per_pair: int, frame
-    ) -> dict[str, torch.Tensor]:
-        """``latents`` as {stage: tensor}, checked against the stages that run and their shapes before any
-        stage runs: PcdmsError, in one line, for a stage that does not run, a tensor where several stages run,
-        or a wrong shape."""
-        if latents is None:
-            return {}
-        if isinstance(latents, torch.Tensor):
-            if len(running) > 1:
-                raise PcdmsError(
-                    f"latents: one tensor, but {len(running)} stages run ({', '.join(running)}): "
-                    "pass a dict such as {'prior': ..., 'inpaint': ..., 'refine': ...}"
-                )
-            latents = {running[0]: latents}
-        if not isinstance(latents, dict):
-            raise PcdmsError(f"latents: a tensor or a dict of tensors by stage, got {type(latents).__name__}")
-        idle = [stage for stage in latents if stage not in running]
-        if idle:
-            raise PcdmsError(
-                f"latents for {idle[0]!r}, a stage that does not run in this call (running: {', '.join(running)})"
-            )
-        shapes = self.latents_shapes(pairs, num_images_per_pair, *frame)
-        for stage, tensor in latents.items():
-            if stage not in shapes:  # its model is missing, which the call reports when the stage is due
-                continue
-            if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shapes[stage]:
-                given = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-                raise PcdmsError(f"latents for {STAGE_TITLES[stage]}: got shape {given}, expected {shapes[stage]}")
-        return latents
 
 
 def checked_poses(poses, role: str, extract: bool = False) -> list[Keypoints]:
