@@ -29,7 +29,7 @@ from pcdms.cli import main
 from pcdms.errors import NoPersonError, PcdmsError
 from pcdms.pipelines.pcdms import PCDMsPipeline
 from pcdms.pose import Keypoints
-from pcdms.pose.formats import pose_to_dict
+from pcdms.pose.pose_json import pose_to_dict
 from tiny_pcdms import tiny_pcdms
 
 SETTINGS = AnimationSettings(steps={"prior": 2, "inpaint": 1, "refine": 1}, batch_size=2)

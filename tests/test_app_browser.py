@@ -152,3 +152,22 @@ def test_upload_choose_a_pose_drag_a_joint_and_generate(server, tmp_path):
         assert result.size == (64, 128)
         assert np.asarray(result).std() > 10  # a picture, not a flat or black image
         browser.close()
+
+
+def test_the_animate_tab_takes_an_example_person_and_the_bundled_walk(server):
+    """The second tab renders its inputs: an example person and the bundled clip load into them (the animation
+    itself is tested on the tiny model in test_app_animate.py; the bundled model's 20 frames take minutes here)."""
+    sync_playwright = browser_or_skip()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        page.goto(server)
+        page.get_by_role("tab", name="Animate").click()
+        page.wait_for_selector("#animate", timeout=30_000)
+        page.locator("#animate-examples button.thumbnail-item").nth(2).click()
+        page.wait_for_selector("#animate-person img", timeout=30_000)
+        page.locator("#animate-walk").click()
+        page.wait_for_selector("#animate-clip video", timeout=30_000)
+        page.wait_for_timeout(500)
+        page.screenshot(path=artifact("pcdms-serve-animate.png"), full_page=True)
+        browser.close()

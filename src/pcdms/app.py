@@ -6,6 +6,9 @@ gallery of dataset poses, or the skeleton editor, and every one of them lands in
 joints can be dragged: the editor's pose is what the model gets. Generation runs the three stages with a
 progress bar each and shows the result beside stage 2's coarse image and the two poses as the model saw them.
 
+The Animate tab moves the person as the person of a short uploaded clip moves (:meth:`PoseTransferApp.animate`,
+over :func:`pcdms.animation.upload.animate_upload`): a video back, at most its first 48 frames.
+
 :class:`PoseTransferApp` holds the handlers as plain methods that raise :class:`PcdmsError`;
 :func:`pcdms.page.build_page` lays them out with Gradio and turns those errors into messages on the page.
 Only generation uses the model, and the queue runs one generation at a time.
@@ -25,11 +28,12 @@ from PIL import Image
 
 from .bundled import STAGE_NAMES, stage_generators, street_examples_path
 from .errors import PcdmsError
-from .io import load_image, save_image
+from .io import image_size, load_image, save_image
 from .pose import Keypoints, check_enough_joints, draw_overlay, load_pose, render_pose
-from .pose.formats import pose_from_dict, pose_to_dict
+from .pose.pose_json import pose_from_dict, pose_to_dict
 
 MAX_UPLOAD_MB = 20
+WALK_CLIP = street_examples_path().parent / "walk" / "walk.mp4"
 GALLERY_LIMIT = 60
 
 
@@ -87,12 +91,15 @@ def gallery_poses(folder: Path | None = None, limit: int = GALLERY_LIMIT) -> lis
 
 
 @contextmanager
-def named_by_file_name(path: str):
-    """Errors about an uploaded file name it as the user did, not by its path on the server."""
+def named_by_file_name(*paths: str | None):
+    """Errors about uploaded files name them as the user did, not by their paths on the server."""
     try:
         yield
     except PcdmsError as error:
-        raise PcdmsError(str(error).replace(str(path), Path(path).name)) from None
+        message = str(error)
+        for path in filter(None, paths):
+            message = message.replace(str(path), Path(path).name)
+        raise PcdmsError(message) from None
 
 
 class PoseTransferApp:
@@ -104,6 +111,8 @@ class PoseTransferApp:
         self.downloads = Path(tempfile.mkdtemp(prefix="pcdms-serve-"))
         weakref.finalize(self, shutil.rmtree, self.downloads, ignore_errors=True)
         self._extracting = threading.Lock()  # one MediaPipe graph, shared by every request
+        self.animations = Path(tempfile.mkdtemp(prefix="pcdms-animate-"))  # a folder per animation request
+        weakref.finalize(self, shutil.rmtree, self.animations, ignore_errors=True)
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -178,6 +187,57 @@ class PoseTransferApp:
             target_pose=render_pose(target_keypoints),
             download=download,
         )
+
+    def example_clip(self) -> Path:
+        """The bundled walking clip (20 frames), copied where the page may serve it from (not the package)."""
+        copy = self.animations / WALK_CLIP.name
+        if not copy.is_file():
+            shutil.copyfile(WALK_CLIP, copy)
+        return copy
+
+    def animate(
+        self,
+        person: str | None,
+        source_pose: dict | None,
+        clip: str | None,
+        *,
+        smoothing: bool = True,
+        retarget: bool = True,
+        side_by_side: bool = False,
+        seed: int = 42,
+        on_frame=None,
+    ):
+        """The person of the photo ``person`` moving as the person of the uploaded ``clip`` does: a
+        :class:`~pcdms.animation.upload.PageAnimation` (an MP4 in a folder of this request's own, and one line
+        saying how many frames and what was cut or filled). ``source_pose``: the photo's pose when known (an
+        example's), else it is extracted. The options: One-Euro ``smoothing`` of the clip's poses, ``retarget`` them
+        onto the person's body, each video frame ``side_by_side`` as [clip frame | pose | result], the ``seed`` of
+        every frame's shared noise. ``on_frame(done, total)`` follows the frames. Raises PcdmsError, one
+        line naming the upload by its own name, for a missing photo or clip, a clip that is not a video, nobody
+        in the photo or in any frame."""
+        from .animation.upload import animate_upload
+
+        if person is None:
+            raise PcdmsError("choose a person first: upload a photo or pick an example")
+        for earlier in self.animations.iterdir():  # shown (copied to Gradio's cache) when their request ended
+            if earlier.is_dir():
+                shutil.rmtree(earlier, ignore_errors=True)
+        folder = tempfile.mkdtemp(dir=self.animations)
+        with named_by_file_name(person, clip):
+            keypoints = pose_from_dict(source_pose, "the person's pose") if source_pose else None
+            if keypoints is not None and keypoints.image_size != image_size(person):
+                keypoints = None  # another photo's: extracted from this one
+            return animate_upload(
+                self.pipeline, person, clip, folder, source_pose=keypoints, smoothing=smoothing, retarget=retarget,
+                side_by_side=side_by_side, seed=int(seed), extractor=self._locked_extractor, on_frame=on_frame,
+            )  # fmt: skip
+
+    def _locked_extractor(self, image: Image.Image) -> Keypoints:
+        """The extractor for a clip's frames, one frame at a time with the page's other extractions."""
+        from .pose import extract_pose
+
+        with self._extracting:
+            return extract_pose(image, self.extractor)
 
     def _image(self, path: str) -> Image.Image:
         with named_by_file_name(path):

@@ -1,6 +1,7 @@
 """``pcdms serve``: the web page for pose transfer, built with Gradio over the handlers of :mod:`pcdms.app`.
 
-:func:`build_page` lays out :class:`~pcdms.app.PoseTransferApp`'s handlers and turns their
+:func:`build_page` lays out :class:`~pcdms.app.PoseTransferApp`'s handlers in two tabs, "Pose transfer" and
+"Animate" (:mod:`pcdms.animate_page`), and turns their
 :class:`PcdmsError` into messages on the page; :func:`launch` serves it on a private upload folder, and
 :func:`serve` loads the model first. The queue runs one generation at a time.
 """
@@ -13,13 +14,12 @@ import shutil
 import signal
 import sys
 import tempfile
-import traceback
-from functools import wraps
 from importlib.resources import files
 from pathlib import Path
 
 import gradio as gr
 
+from .animate_page import animate_tab
 from .app import (
     MAX_UPLOAD_MB,
     PoseTransferApp,
@@ -28,7 +28,8 @@ from .app import (
     street_examples,
 )
 from .errors import PcdmsError
-from .io import image_size, load_image
+from .io import load_image
+from .page_parts import photo_input, picker, shown_image, shown_on_page
 from .pose import COLORS, KEYPOINT_NAMES, LIMBS, render_pose
 
 # Where an absent joint waits in the editor until it is put back: a person standing, as fractions of the frame.
@@ -37,36 +38,6 @@ STANDING = (
     (0.42, 0.59), (0.41, 0.76), (0.40, 0.94), (0.58, 0.59), (0.59, 0.76), (0.60, 0.94), (0.47, 0.13), (0.53, 0.13),
     (0.43, 0.15), (0.57, 0.15),
 )  # fmt: skip
-
-
-def photo_input(**kwargs) -> gr.Image:
-    """An image upload (a path in Gradio's upload folder) whose file, if it is not an image, gets a message
-    naming it: Gradio's own image input fails with only a traceback in the server's log. (A subclass of
-    gr.Image would do it too, but Gradio writes a stub file beside any module that defines one.)
-
-    The size is checked from the file's header before anything decodes it, and the file reaches the handlers
-    as uploaded (``image_mode=None``: Gradio would flatten a cut-out onto black), to be read by
-    :func:`pcdms.io.load_image` as on the command line."""
-    image = gr.Image(type="filepath", format="png", image_mode=None, **kwargs)
-    convert = image.preprocess
-
-    def preprocess(payload):
-        if payload is not None and payload.path:
-            name = payload.orig_name or Path(payload.path).name
-            try:
-                image_size(payload.path)
-            except PcdmsError as error:
-                raise gr.Error(str(error).replace(str(payload.path), name), print_exception=False) from None
-        try:
-            return convert(payload)
-        except Exception:
-            name = payload.orig_name or Path(payload.path).name
-            raise gr.Error(
-                f"{name}: not an image file (or a format Pillow cannot read)", print_exception=False
-            ) from None
-
-    image.preprocess = preprocess
-    return image
 
 
 def editor_script() -> str:
@@ -90,34 +61,6 @@ EDITOR_CSS = """
 .joint:active { cursor: grabbing; }
 .pose-count { text-align: center; font-size: 0.85em; opacity: 0.8; margin: 0.4em 0 0; }
 """
-
-
-def shown_on_page(handler):
-    """A handler whose errors become a message on the page: the user's mistakes in their own words, anything
-    else as one line, with its traceback in the server's log."""
-
-    @wraps(handler)
-    def shown(*args, **kwargs):
-        try:
-            return handler(*args, **kwargs)
-        except PcdmsError as error:
-            raise gr.Error(str(error), print_exception=False) from None
-        except Exception as error:
-            traceback.print_exc()
-            raise gr.Error(
-                f"internal error ({type(error).__name__}); the server's log has the details", print_exception=False
-            ) from None
-
-    return shown
-
-
-def shown_image(label: str, **kwargs) -> gr.Image:
-    return gr.Image(label=label, format="png", interactive=False, height=360, elem_classes="shown-large", **kwargs)
-
-
-def picker(images: list, **kwargs) -> gr.Gallery:
-    """A strip of thumbnails to click, whole (not cropped)."""
-    return gr.Gallery(images, columns=8, height=150, allow_preview=False, object_fit="contain", format="png", **kwargs)
 
 
 GRADIO_CACHE_VARIABLE = "GRADIO_TEMP_DIR"
@@ -151,81 +94,99 @@ def build_page(app: PoseTransferApp):
         gr.Markdown(
             "# pcdms: this person, that pose\n"
             "Progressive Conditional Diffusion Models (ICLR 2024): stage 1 predicts the target's CLIP embedding, "
-            "stage 2 paints a coarse image, stage 3 refines it."
+            "stage 2 paints a coarse image, stage 3 refines it. **Animate** moves the person as someone in a short "
+            "clip moves."
         )
-        source_pose = gr.State(None)
-        with gr.Row(equal_height=False):
-            with gr.Column():
-                gr.Markdown("### 1. The person")
-                person = photo_input(
-                    label="person",
-                    sources=["upload", "clipboard"],
-                    height=420,
-                    elem_id="person",
-                    elem_classes="shown-large",
-                )
-                person_examples = picker(
-                    [load_image(example.photo) for example in app.examples],
-                    label="or pick an example",
-                    elem_id="person-examples",
-                )
-            with gr.Column():
-                gr.Markdown("### 2. The target pose")
-                editor = gr.HTML(
-                    app.pose_from_gallery(0),
-                    html_template="<div class='pose-editor'></div>",
-                    css_template=EDITOR_CSS,
-                    js_on_load=editor_script(),
-                    names=list(KEYPOINT_NAMES),
-                    limbs=[list(limb) for limb in LIMBS],
-                    colors=[f"rgb{color}" for color in COLORS],
-                    standing=[list(point) for point in STANDING],
-                    elem_id="pose-editor",
-                )
-                with gr.Tabs():
-                    with gr.Tab("gallery"):
-                        poses = picker(
-                            [(render_pose(keypoints), name) for name, keypoints in app.gallery],
-                            show_label=False,
-                            elem_id="pose-gallery",
+        with gr.Tabs():
+            with gr.Tab("Pose transfer", id="pose-transfer"):
+                source_pose = gr.State(None)
+                with gr.Row(equal_height=False):
+                    with gr.Column():
+                        gr.Markdown("### 1. The person")
+                        person = photo_input(
+                            label="person",
+                            sources=["upload", "clipboard"],
+                            height=420,
+                            elem_id="person",
+                            elem_classes="shown-large",
                         )
-                    with gr.Tab("from a photo"):
-                        pose_photo = photo_input(label="photo of someone in the pose", height=200)
-                    with gr.Tab("pose file"):
-                        pose_file = gr.File(label="pcdms or OpenPose JSON", file_types=[".json"], type="filepath")
-        with gr.Accordion("advanced", open=False):
-            with gr.Row():
-                # UnCLIP's sampler takes at least 2 steps.
-                prior_steps = gr.Slider(
-                    2, 100, defaults.prior_steps, step=1, label="stage 1 steps", visible="prior" in app.stages
-                )
-                inpaint_steps = gr.Slider(1, 100, defaults.inpaint_steps, step=1, label="stage 2 steps")
-                refine_steps = gr.Slider(
-                    1, 100, defaults.refine_steps, step=1, label="stage 3 steps", visible="refine" in app.stages
-                )
-            with gr.Row():
-                inpaint_guidance = gr.Slider(0, 10, defaults.inpaint_guidance, step=0.1, label="stage 2 guidance")
-                refine_guidance = gr.Slider(
-                    0, 10, defaults.refine_guidance, step=0.1, label="stage 3 guidance", visible="refine" in app.stages
-                )
-                refine_strength = gr.Slider(
-                    0.05,
-                    1,
-                    defaults.refine_strength,
-                    step=0.05,
-                    label="stage 3 strength (1: from noise)",
-                    visible="refine" in app.stages,
-                )
-                seed = gr.Number(
-                    defaults.seed, precision=0, minimum=0, maximum=2**32 - 1, label="seed (same seed, same image)"
-                )
-        generate = gr.Button("Generate", variant="primary", elem_id="generate")
-        with gr.Row():
-            result = shown_image("result", elem_id="result")
-            coarse = shown_image("stage 2 (coarse)")
-            source_map = shown_image("person's pose")
-            target_map = shown_image("target pose (as the model got it)", elem_id="target-pose")
-        download = gr.DownloadButton("Download the result", visible=False, elem_id="download")
+                        person_examples = picker(
+                            [load_image(example.photo) for example in app.examples],
+                            label="or pick an example",
+                            elem_id="person-examples",
+                        )
+                    with gr.Column():
+                        gr.Markdown("### 2. The target pose")
+                        editor = gr.HTML(
+                            app.pose_from_gallery(0),
+                            html_template="<div class='pose-editor'></div>",
+                            css_template=EDITOR_CSS,
+                            js_on_load=editor_script(),
+                            names=list(KEYPOINT_NAMES),
+                            limbs=[list(limb) for limb in LIMBS],
+                            colors=[f"rgb{color}" for color in COLORS],
+                            standing=[list(point) for point in STANDING],
+                            elem_id="pose-editor",
+                        )
+                        with gr.Tabs():
+                            with gr.Tab("gallery"):
+                                poses = picker(
+                                    [(render_pose(keypoints), name) for name, keypoints in app.gallery],
+                                    show_label=False,
+                                    elem_id="pose-gallery",
+                                )
+                            with gr.Tab("from a photo"):
+                                pose_photo = photo_input(label="photo of someone in the pose", height=200)
+                            with gr.Tab("pose file"):
+                                pose_file = gr.File(
+                                    label="pcdms or OpenPose JSON", file_types=[".json"], type="filepath"
+                                )
+                with gr.Accordion("advanced", open=False):
+                    with gr.Row():
+                        # UnCLIP's sampler takes at least 2 steps.
+                        prior_steps = gr.Slider(
+                            2, 100, defaults.prior_steps, step=1, label="stage 1 steps", visible="prior" in app.stages
+                        )
+                        inpaint_steps = gr.Slider(1, 100, defaults.inpaint_steps, step=1, label="stage 2 steps")
+                        refine_steps = gr.Slider(
+                            1, 100, defaults.refine_steps, step=1, label="stage 3 steps", visible="refine" in app.stages
+                        )
+                    with gr.Row():
+                        inpaint_guidance = gr.Slider(
+                            0, 10, defaults.inpaint_guidance, step=0.1, label="stage 2 guidance"
+                        )
+                        refine_guidance = gr.Slider(
+                            0,
+                            10,
+                            defaults.refine_guidance,
+                            step=0.1,
+                            label="stage 3 guidance",
+                            visible="refine" in app.stages,
+                        )
+                        refine_strength = gr.Slider(
+                            0.05,
+                            1,
+                            defaults.refine_strength,
+                            step=0.05,
+                            label="stage 3 strength (1: from noise)",
+                            visible="refine" in app.stages,
+                        )
+                        seed = gr.Number(
+                            defaults.seed,
+                            precision=0,
+                            minimum=0,
+                            maximum=2**32 - 1,
+                            label="seed (same seed, same image)",
+                        )
+                generate = gr.Button("Generate", variant="primary", elem_id="generate")
+                with gr.Row():
+                    result = shown_image("result", elem_id="result")
+                    coarse = shown_image("stage 2 (coarse)")
+                    source_map = shown_image("person's pose")
+                    target_map = shown_image("target pose (as the model got it)", elem_id="target-pose")
+                download = gr.DownloadButton("Download the result", visible=False, elem_id="download")
+            with gr.Tab("Animate", id="animate-tab"):
+                animate_tab(app)
 
         def choose_example(event: gr.SelectData):
             return app.example(event.index)

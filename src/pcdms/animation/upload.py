@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PcdmsError, PcdmsWarning
+from ..pose.keypoints import Keypoints
 from .animate import AnimationSettings
 from .driving import read_driving
 from .make import make_animation
@@ -36,6 +37,7 @@ def animate_upload(
     clip: str | os.PathLike | None,
     folder: str | os.PathLike,
     *,
+    source_pose: Keypoints | None = None,
     smoothing: bool = True,
     retarget: bool = True,
     side_by_side: bool = False,
@@ -45,7 +47,8 @@ def animate_upload(
     on_frame: Callable[[int, int], None] | None = None,
 ) -> PageAnimation:
     """Animate the photo ``person`` with the clip ``clip`` (a video or a GIF; its first ``max_frames``
-    frames) into ``folder``/animation.mp4. ``on_frame(done, total)`` follows the frames (a progress bar).
+    frames) into ``folder``/animation.mp4. ``source_pose``: the photo's pose when known (a bundled example's),
+    else extracted. ``on_frame(done, total)`` follows the frames (a progress bar).
     Raises PcdmsError (one line, naming the upload) for a missing photo or clip, a clip that is not a video,
     nobody in the photo or in any frame of the clip."""
     if not person:
@@ -65,6 +68,7 @@ def animate_upload(
         person,
         driving,
         Path(folder) / "animation.mp4",
+        source_pose=source_pose,
         smoothing=OneEuroSettings() if smoothing else None,
         retarget=retarget,
         settings=AnimationSettings(seed=seed),
