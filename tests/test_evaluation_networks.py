@@ -11,12 +11,12 @@ from pcdms.errors import PcdmsError
 from pcdms.evaluation import lpips as lpips_module
 from pcdms.evaluation.inception import (
     InceptionFeatures,
-    InceptionV3,
     check_sha1,
     fid_helper_inception_path,
     load_fid_helper_inception,
     load_inception,
 )
+from pcdms.evaluation.inception_network import InceptionV3
 from pcdms.evaluation.lpips import LPIPS, load_lpips, lpips_linear_path
 
 # A few of torchvision's Inception-v3 names and shapes, written out independently of our module

@@ -2,7 +2,8 @@
 
 from .evaluate import EvaluationReport, evaluate
 from .fid import FeatureStatistics, StatisticsCache, frechet_distance
-from .inception import InceptionV3, fid_helper_inception_path, load_fid_helper_inception, load_inception
+from .inception import fid_helper_inception_path, load_fid_helper_inception, load_inception
+from .inception_network import InceptionV3
 from .lpips import LPIPS, load_lpips
 from .pckh import PCKh
 from .protocol import PROTOCOLS, Protocol, get_protocol, pair_with_ground_truth

@@ -26,7 +26,7 @@ from diffusers.configuration_utils import register_to_config
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.clip.modeling_clip import CLIPVisionModelOutput
 
-from ..evaluation.inception import InceptionV3
+from ..evaluation.inception_network import InceptionV3
 
 # CLIPImageProcessor's defaults, which the encoders' inputs went through (OpenAI CLIP's statistics).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
