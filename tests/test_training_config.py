@@ -1,7 +1,7 @@
 import pytest
 
 from pcdms.errors import PcdmsError
-from pcdms.training.config import load_config
+from pcdms.training.config_file import load_config
 
 BASE = "stage: prior\noutput_dir: runs/x\ndata: {root: data}\nprior: {image_encoder: clip}\n"
 

@@ -9,7 +9,8 @@ import yaml
 from accelerate.utils import set_seed
 
 from ..io import atomic_write
-from .config import RunConfig, load_config
+from .config import RunConfig
+from .config_file import load_config
 from .loop import Task, train
 
 
