@@ -15,16 +15,11 @@ import torch
 from safetensors.torch import save_file
 
 from helpers import save_official
-from pcdms.checkpoints import (
-    check_pipeline_folder,
-    detect_stage,
-    load_official_state_dict,
-    pickle_imports,
-    read_state_dict,
-)
+from pcdms.checkpoints import check_pipeline_folder, detect_stage, load_official_state_dict, read_state_dict
 from pcdms.convert import _checkpoint
 from pcdms.errors import PcdmsError
 from pcdms.models import PosePriorTransformer
+from pcdms.pickle_scan import pickle_imports
 from test_cli import assert_one_line_error, run
 from test_prior_model import TINY, random_model
 

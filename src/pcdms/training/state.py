@@ -31,8 +31,8 @@ from diffusers.training_utils import EMAModel
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from ..checkpoints import pickle_imports, unpickling_refused
 from ..errors import PcdmsError
+from ..pickle_scan import pickle_imports, unpickling_refused
 
 CHECKPOINTS = "checkpoints"
 EMA_FILE = "ema.safetensors"
