@@ -5,7 +5,7 @@ machine: once with the code of a commit from before the cache (``--before``, che
 temporary git worktree), once with this checkout's code (its cache filled first, outside the timing).
 Each run's samples/s is measured from the optimiser steps' times after a warm-up, data loading, EMA
 and optimiser included. Run from the repository root, after the street dataset, encoders and VAE of
-the README's recipe:
+the recipe of docs/street-benchmark.md:
 
     python benchmarks/training.py --before 8882148 [--steps 40] [--config configs/inpaint-street.yaml]
 

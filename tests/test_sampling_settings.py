@@ -58,10 +58,17 @@ def test_below_1_sampling_starts_from_the_coarse_latents_noised_to_the_first_ste
     torch.testing.assert_close(sample[:, :4], scale * sample[:, 4:])
 
 
-@pytest.mark.parametrize("strength", [0.0, 1.5, 0.05])  # 0.05 of 10 steps is no step
-def test_a_strength_that_runs_nothing_is_one_line(refine, images, strength):
-    with pytest.raises(PcdmsError, match="strength"):
+@pytest.mark.parametrize("strength", [0.0, 1.5])
+def test_a_strength_outside_0_to_1_is_one_line(refine, images, strength):
+    with pytest.raises(PcdmsError, match=r"strength must be in \(0, 1\]"):
         refined(refine, images, strength=strength)
+
+
+def test_a_low_strength_of_few_steps_still_runs_one_step(refine, images):
+    seen = []
+    refined(refine, images, strength=0.05, callback_on_step_end=lambda pipe, step, t, kw: seen.append(int(t)))
+    refine.scheduler.set_timesteps(10)
+    assert seen == [int(refine.scheduler.timesteps[-1])]
 
 
 @pytest.fixture(scope="module")

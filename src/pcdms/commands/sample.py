@@ -76,6 +76,13 @@ def add_image_sampling_arguments(parser: argparse.ArgumentParser, rescale: bool 
             default=0.0,
             help="guidance rescale factor (default: 0, off; official: 2.0)",
         )
+        parser.add_argument(
+            "--strength",
+            type=float,
+            default=1.0,
+            help="where sampling starts, in (0, 1]: 1 from pure noise (official, default), below 1 from the "
+            "coarse image partly noised, running that fraction of the steps",
+        )
     parser.add_argument("--samples", type=int, default=1, help="images per pair (default: 1)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -233,7 +240,7 @@ def run_refine(args: argparse.Namespace) -> int:
     from ..pipelines.refine import load_refine_pipeline
 
     pipeline, device = load_for_sampling(load_refine_pipeline, args)
-    sampling = stage_sampling(args, device, guidance_rescale=args.guidance_rescale)
+    sampling = stage_sampling(args, device, guidance_rescale=args.guidance_rescale, strength=args.strength)
     if args.data:
         if not (args.coarse_images and args.out):
             raise PcdmsError("sample refine --data needs --coarse-images (stage 2's images of the split) and --out")

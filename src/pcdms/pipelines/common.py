@@ -96,14 +96,14 @@ class UNetStagePipeline(DiffusionPipeline):
         (above 1; the unconditional half first), and returns the denoiser's noise prediction; ``callback``
         runs after each step. With ``strength`` below 1 the loop starts from ``start`` (clean latents of
         ``shape``) noised to the level of its first step and runs only the last ``int(steps x strength)``
-        steps, as diffusers' image-to-image pipelines do; 1 starts from pure noise."""
+        steps (at least one), as diffusers' image-to-image pipelines do; 1 starts from pure noise."""
         device = self._execution_device
         guided = guidance_scale > 1.0
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         noise = initial_latents(shape, generator, device, self.denoiser.dtype, latents, self.stage_title)
         timesteps = self.scheduler.timesteps
         if strength < 1.0:
-            timesteps = partial_timesteps(self.scheduler, num_inference_steps, strength, self.stage_title)
+            timesteps = partial_timesteps(self.scheduler, num_inference_steps, strength)
             latents = self.scheduler.add_noise(start.to(noise.dtype), noise, timesteps[:1].repeat(shape[0]))
         else:
             latents = noise * self.scheduler.init_noise_sigma
@@ -128,14 +128,10 @@ class UNetStagePipeline(DiffusionPipeline):
         return to_pil(images) if output_type == "pil" else format_images((images.clamp(-1, 1) + 1) / 2, output_type)
 
 
-def partial_timesteps(scheduler, num_inference_steps: int, strength: float, what: str) -> torch.Tensor:
-    """The last ``int(num_inference_steps x strength)`` of the scheduler's timesteps (set already), the scheduler
-    told where they begin; PcdmsError where that is no step at all."""
-    steps = min(int(num_inference_steps * strength), num_inference_steps)
-    if steps < 1:
-        raise PcdmsError(
-            f"{what}: strength {strength} of {num_inference_steps} steps runs no step (raise the strength or the steps)"
-        )
+def partial_timesteps(scheduler, num_inference_steps: int, strength: float) -> torch.Tensor:
+    """The last ``int(num_inference_steps x strength)`` of the scheduler's timesteps (set already), at least one
+    (so that few steps and a low strength still sample), the scheduler told where they begin."""
+    steps = min(max(int(num_inference_steps * strength), 1), num_inference_steps)
     begin = (num_inference_steps - steps) * scheduler.order
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(begin)

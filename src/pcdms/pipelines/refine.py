@@ -126,7 +126,7 @@ class RefinePipeline(UNetStagePipeline):
         512x512). Guidance is on above 1; ``guidance_rescale`` is off by default (see the module
         docstring). ``strength`` in (0, 1]: where sampling starts; 1 (official) from pure noise, below 1
         from the coarse image's latents noised to that fraction of the schedule, running only the last
-        ``int(num_inference_steps x strength)`` steps (diffusers' image-to-image convention; SDEdit, Meng et
+        ``int(num_inference_steps x strength)`` steps, at least one (diffusers' image-to-image convention; SDEdit, Meng et
         al. 2022): the coarse image's layout is kept and stage 3 restores its detail. ``generator``: one, or a list with one per coarse image so that each image's
         refinements depend only on its own generator, not on the rest of the batch; it draws the coarse
         images' VAE latents, then the starting noise. ``image_features``: the sources' DINOv2 tokens if
@@ -143,7 +143,7 @@ class RefinePipeline(UNetStagePipeline):
 
         Raises ValueError for batches of different sizes, an unknown output type or a generator list that is
         not one per coarse image; PcdmsError for latents of the wrong shape, an unknown callback tensor name, or a
-        strength outside (0, 1] or one that leaves no step.
+        strength outside (0, 1].
         """
         check_output_type(output_type)
         if not 0 < strength <= 1:
