@@ -23,6 +23,7 @@ from ..data.canvas import CanvasLayout
 from ..errors import PcdmsError
 from ..models.encoders import CLIPImageProcessor, clip_pixels, image_features, load_local_model
 from ..models.sd import side_multiple, vae_scale_factor
+from .feature_reuse import reusing_features
 
 # diffusers renamed from_pretrained's ``torch_dtype`` to ``dtype`` (the old name now warns); pass the name
 # the installed version reads.
@@ -90,13 +91,19 @@ class UNetStagePipeline(DiffusionPipeline):
         callback: StepCallback | None = None,
         start: torch.Tensor | None = None,
         strength: float = 1.0,
+        guide_step: GuideStep | None = None,
+        feature_reuse: int | None = None,
     ) -> torch.Tensor:
         """The sampler's loop from noise of ``shape`` (``latents``, or drawn from ``generator``):
         ``predict_noise(noisy, timestep)`` is given the scaled latents, twice over when guidance is on
         (above 1; the unconditional half first), and returns the denoiser's noise prediction; ``callback``
         runs after each step. With ``strength`` below 1 the loop starts from ``start`` (clean latents of
         ``shape``) noised to the level of its first step and runs only the last ``int(steps x strength)``
-        steps (at least one), as diffusers' image-to-image pipelines do; 1 starts from pure noise."""
+        steps (at least one), as diffusers' image-to-image pipelines do; 1 starts from pure noise. ``guide_step(step, timestep)``
+        says whether a step is guided (default: every step, when guidance is on): an unguided step gives
+        ``predict_noise`` the latents once, which must then predict with its conditions' second (conditional)
+        half. ``feature_reuse`` N above 1 runs the UNet's deep blocks on every N-th step only
+        (:func:`~pcdms.pipelines.feature_reuse.reusing_features`)."""
         device = self._execution_device
         guided = guidance_scale > 1.0
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -108,17 +115,19 @@ class UNetStagePipeline(DiffusionPipeline):
         else:
             latents = noise * self.scheduler.init_noise_sigma
         extra = step_arguments(self.scheduler, generator)
-        for step, timestep in enumerate(self.progress_bar(timesteps)):
-            noisy = self.scheduler.scale_model_input(latents, timestep)
-            noise = predict_noise(torch.cat([noisy, noisy]) if guided else noisy, timestep)
-            if guided:
-                unconditional, conditional = noise.chunk(2)
-                noise = unconditional + guidance_scale * (conditional - unconditional)
-                if guidance_rescale > 0:
-                    noise = rescale_guided_noise(noise, conditional, guidance_rescale)
-            latents = self.scheduler.step(noise, timestep, latents, **extra).prev_sample
-            if callback is not None:
-                latents = callback(self, step, timestep, latents)
+        with reusing_features(self.denoiser.unet, feature_reuse):
+            for step, timestep in enumerate(self.progress_bar(timesteps)):
+                guide = guided and (guide_step is None or guide_step(step, timestep))
+                noisy = self.scheduler.scale_model_input(latents, timestep)
+                noise = predict_noise(torch.cat([noisy, noisy]) if guide else noisy, timestep)
+                if guide:
+                    unconditional, conditional = noise.chunk(2)
+                    noise = unconditional + guidance_scale * (conditional - unconditional)
+                    if guidance_rescale > 0:
+                        noise = rescale_guided_noise(noise, conditional, guidance_rescale)
+                latents = self.scheduler.step(noise, timestep, latents, **extra).prev_sample
+                if callback is not None:
+                    latents = callback(self, step, timestep, latents)
         return latents
 
     def decoded_output(self, latents: torch.Tensor, crop, output_type: str) -> ImageOutput:
@@ -140,6 +149,37 @@ def partial_timesteps(scheduler, num_inference_steps: int, strength: float) -> t
 
 # One generator for the whole batch, or one per pair so that a pair's draws do not depend on its batch.
 Generators = torch.Generator | list[torch.Generator] | None
+
+# Whether a sampling step is guided: (step index from 0, timestep) -> bool.
+GuideStep = Callable[[int, torch.Tensor], bool]
+
+
+def guidance_interval_steps(interval: tuple[float, float] | None, num_train_timesteps: int) -> GuideStep | None:
+    """Guidance in a limited interval of noise levels (Kynkaanniemi et al., "Applying Guidance in a Limited
+    Interval Improves Sample and Distribution Quality in Diffusion Models", NeurIPS 2024): a step is guided when
+    its timestep over ``num_train_timesteps`` lies in ``interval`` = (low, high), both in [0, 1] (1: pure noise,
+    0: the clean image). None: every step. Raises PcdmsError for an interval outside [0, 1] or empty."""
+    if interval is None:
+        return None
+    low, high = check_guidance_interval(interval)
+    return lambda step, timestep: low <= float(timestep) / num_train_timesteps <= high
+
+
+def check_guidance_interval(interval) -> tuple[float, float]:
+    """``interval`` as (low, high) with 0 <= low < high <= 1; PcdmsError in one line otherwise."""
+    try:
+        low, high = (float(bound) for bound in interval)
+    except (TypeError, ValueError):
+        raise PcdmsError(f"guidance_interval: two numbers (low, high) in [0, 1], got {interval!r}") from None
+    if not 0 <= low < high <= 1:
+        raise PcdmsError(f"guidance_interval: (low, high) with 0 <= low < high <= 1, got {interval!r}")
+    return low, high
+
+
+def conditional_rows(tensor: torch.Tensor | None, rows: int) -> torch.Tensor | None:
+    """The last ``rows`` rows of a condition: all of it on a guided step (the batch doubled, unconditional half
+    first), its conditional half on a step without guidance (:meth:`UNetStagePipeline.sample_latents`)."""
+    return None if tensor is None else tensor[-rows:]
 
 
 def pair_generators(generator: Generators, pairs: int) -> Generators:

@@ -33,6 +33,8 @@ from .common import (
     UNetStagePipeline,
     as_list,
     check_output_type,
+    conditional_rows,
+    guidance_interval_steps,
     image_generators,
     load_pipeline,
     pair_generators,
@@ -131,6 +133,8 @@ class InpaintPipeline(UNetStagePipeline):
         callback_on_step_end: StepEndCallback | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
         output_type: str = "pil",
+        guidance_interval: tuple[float, float] | None = None,
+        feature_reuse: int | None = None,
     ) -> InpaintOutput:
         """Generate the target half for each (source image, source pose, target pose).
 
@@ -152,6 +156,11 @@ class InpaintPipeline(UNetStagePipeline):
 
         ``output_type``: "pil" (PIL images), "np" (a (batch, height, width, 3) float32 array in [0, 1]) or
         "pt" (a (batch, 3, height, width) float32 tensor in [0, 1]); batch = pairs x ``num_images_per_pair``.
+
+        Acceleration (off by default; see :mod:`pcdms.pipelines.presets`): ``guidance_interval`` (low, high) in
+        [0, 1] guides only the steps whose timestep over the schedule's length lies in it (the others run the
+        conditional branch alone); ``feature_reuse`` N above 1 runs the UNet's deep blocks on every N-th step
+        only and reuses their outputs between (:mod:`pcdms.pipelines.feature_reuse`).
 
         Raises ValueError for batches of different sizes, an unknown output type or a generator list that is
         not one per pair; PcdmsError for latents of the wrong shape or an unknown callback tensor name.
@@ -195,16 +204,23 @@ class InpaintPipeline(UNetStagePipeline):
             class_labels = None if class_labels is None else torch.cat([null_labels, class_labels])
             mask, masked_latents, pose_features = (torch.cat([x, x]) for x in (mask, masked_latents, pose_features))
 
+        def predict_noise(noisy: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+            rows = noisy.shape[0]  # both branches, or the conditional one alone on a step without guidance
+            mask_, masked_, context_, labels_, pose_ = (
+                conditional_rows(x, rows) for x in (mask, masked_latents, context, class_labels, pose_features)
+            )
+            return self.inpaint.denoise(torch.cat([noisy, mask_, masked_], dim=1), timestep, context_, labels_, pose_)
+
         latents = self.sample_latents(
             (batch, self.vae.config.latent_channels, *mask.shape[2:]),
             num_inference_steps,
             image_generator,
             guidance_scale,
-            lambda noisy, timestep: self.inpaint.denoise(
-                torch.cat([noisy, mask, masked_latents], dim=1), timestep, context, class_labels, pose_features
-            ),
+            predict_noise,
             latents=latents,
             callback=callback,
+            guide_step=guidance_interval_steps(guidance_interval, self.scheduler.config.num_train_timesteps),
+            feature_reuse=feature_reuse,
         )
         return InpaintOutput(images=self.decoded_output(latents, layout.crop_target, output_type))
 

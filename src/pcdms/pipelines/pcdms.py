@@ -55,6 +55,7 @@ from .framing import crop_back, fit_to_model
 from .inpaint import InpaintPipeline
 from .inputs import STAGES, check_sampling, checked_source, name_in_batch
 from .precomputed import check_source_encodings, checked_latents, encode_sources
+from .presets import Preset, get_preset
 from .prior import PriorPipeline
 from .refine import RefinePipeline
 from .settings import checked_sampling, resolved_sampling
@@ -203,6 +204,7 @@ class PCDMsPipeline(DiffusionPipeline):
         refine_guidance: float | None = None,
         refine_strength: float | None = None,
         refine_guidance_rescale: float = 0.0,
+        preset: str | Preset | None = None,
         num_images_per_pair: int = 1,
         generator: Generators | dict[str, Generators] = None,
         stop_after: str | None = None,
@@ -231,6 +233,10 @@ class PCDMsPipeline(DiffusionPipeline):
         ``refine_strength`` in (0, 1] says where it starts (see :class:`RefinePipeline`); a setting left out
         (None) takes the model's recommended one, else the official one (:attr:`sampling_defaults`; official:
         stage 1 unguided, stages 2 and 3 at 2.0, UniPC 20 steps, stage 3 from pure noise).
+        ``preset``: a named set of settings, "official", "fast" or "fastest", or a
+        :class:`~pcdms.pipelines.presets.Preset`: its sampler, steps, guidance interval and feature reuse for
+        stages 2 and 3 (see :mod:`pcdms.pipelines.presets`); the settings given here still win over the
+        preset's, and those neither sets are the model's. None (default): the model's own settings.
         ``generator``: one generator for all stages, or one per stage (``{"prior": g1, "inpaint": g2,
         "refine": g3}``), so that a stage's result depends only on its inputs and its seed; each may be a
         list with one generator per pair, so that a pair's images do not depend on the rest of the batch.
@@ -282,8 +288,9 @@ class PCDMsPipeline(DiffusionPipeline):
                 f"batch sizes differ: {len(sources)} source images, {len(source_poses)} source poses, "
                 f"{len(target_poses)} target poses"
             )
+        chosen = get_preset(preset)
         settings = resolved_sampling(
-            self.config.sampling,
+            self.config.sampling if chosen is None else chosen.defaults(self.config.sampling),
             prior_steps=prior_steps,
             prior_guidance=prior_guidance,
             inpaint_steps=inpaint_steps,
@@ -322,6 +329,11 @@ class PCDMsPipeline(DiffusionPipeline):
             "callback_on_step_end_tensor_inputs": callback_on_step_end_tensor_inputs,
         }
 
+        def preset_stage(stage: str) -> tuple[InpaintPipeline | RefinePipeline, dict]:
+            """A UNet stage's pipeline for this call, with the preset's sampler, and the preset's arguments."""
+            pipeline = self.stage_pipeline(stage)
+            return pipeline, ({} if chosen is None else chosen.stage_pipeline(pipeline, stage))
+
         if self.inpaint.uses_target_embedding and target_embeds is None:
             if self.prior is None or self.clip_encoder is None:
                 raise PcdmsError("this pipeline has no stage 1 (prior and clip_encoder): pass target_embeds")
@@ -340,7 +352,7 @@ class PCDMsPipeline(DiffusionPipeline):
         elif not self.inpaint.uses_target_embedding:
             target_embeds = None
 
-        inpaint = self.stage_pipeline("inpaint")
+        inpaint, inpaint_preset = preset_stage("inpaint")
         features = inpaint.encode_images(sources) if image_features is None else image_features  # for stages 2 and 3
         coarse = inpaint(
             sources,
@@ -356,11 +368,13 @@ class PCDMsPipeline(DiffusionPipeline):
             image_features=features,
             latents=stage_latents.get("inpaint"),
             **stage_arguments,
+            **inpaint_preset,
             output_type="pt",
         ).images
         images = coarse
         if stop_after == "refine":
-            images = self.stage_pipeline("refine")(
+            refine, refine_preset = preset_stage("refine")
+            images = refine(
                 None,
                 coarse,
                 width=coarse.shape[-1],
@@ -373,6 +387,7 @@ class PCDMsPipeline(DiffusionPipeline):
                 image_features=features.repeat_interleave(num_images_per_pair, dim=0),
                 latents=stage_latents.get("refine"),
                 **stage_arguments,
+                **refine_preset,
                 output_type="pt",
             ).images
 

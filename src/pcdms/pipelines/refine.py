@@ -41,6 +41,8 @@ from .common import (
     UNetStagePipeline,
     as_list,
     check_output_type,
+    conditional_rows,
+    guidance_interval_steps,
     image_generators,
     load_pipeline,
     pair_generators,
@@ -118,6 +120,8 @@ class RefinePipeline(UNetStagePipeline):
         callback_on_step_end: StepEndCallback | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
         output_type: str = "pil",
+        guidance_interval: tuple[float, float] | None = None,
+        feature_reuse: int | None = None,
     ) -> RefineOutput:
         """Refine each coarse image, with its source image's appearance.
 
@@ -140,6 +144,11 @@ class RefinePipeline(UNetStagePipeline):
 
         ``output_type``: "pil" (PIL images), "np" (a (batch, height, width, 3) float32 array in [0, 1]) or
         "pt" (a (batch, 3, height, width) float32 tensor in [0, 1]).
+
+        Acceleration (off by default; see :mod:`pcdms.pipelines.presets`): ``guidance_interval`` (low, high) in
+        [0, 1] guides only the steps whose timestep over the schedule's length lies in it (the others run the
+        conditional branch alone); ``feature_reuse`` N above 1 runs the UNet's deep blocks on every N-th step
+        only and reuses their outputs between (:mod:`pcdms.pipelines.feature_reuse`).
 
         Raises ValueError for batches of different sizes, an unknown output type or a generator list that is
         not one per coarse image; PcdmsError for latents of the wrong shape, an unknown callback tensor name, or a
@@ -174,12 +183,18 @@ class RefinePipeline(UNetStagePipeline):
             num_inference_steps,
             image_generator,
             guidance_scale,
-            lambda noisy, timestep: self.refine.denoise(torch.cat([noisy, coarse_latents], dim=1), timestep, context),
+            lambda noisy, timestep: self.refine.denoise(  # both branches, or the conditional one alone
+                torch.cat([noisy, conditional_rows(coarse_latents, len(noisy))], dim=1),
+                timestep,
+                conditional_rows(context, len(noisy)),
+            ),
             guidance_rescale,
             latents=latents,
             callback=callback,
             start=start,
             strength=strength,
+            guide_step=guidance_interval_steps(guidance_interval, self.scheduler.config.num_train_timesteps),
+            feature_reuse=feature_reuse,
         )
         return RefineOutput(images=self.decoded_output(latents, layout.crop, output_type))
 
