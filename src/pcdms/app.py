@@ -48,8 +48,9 @@ class Example:
 @dataclass(frozen=True)
 class Settings:
     """The "advanced" fold: steps per stage, guidance of stages 2 and 3, one seed for all stages, where stage 3
-    starts (its strength, in (0, 1]). None: the model's recommended setting, else the official one
-    (PCDMsPipeline.sampling_defaults)."""
+    starts (its strength, in (0, 1]), and the sampling preset ("official", "fast", "fastest"; None: the model's own
+    settings; pcdms.pipelines.presets). A setting None: the preset's, else the model's recommended one, else the
+    official one (PCDMsPipeline.sampling_defaults); one given wins over the preset's."""
 
     prior_steps: int | None = None
     inpaint_steps: int | None = None
@@ -58,6 +59,7 @@ class Settings:
     refine_guidance: float | None = None
     seed: int = 42
     refine_strength: float | None = None
+    preset: str | None = None
 
 
 @dataclass
@@ -118,10 +120,14 @@ class PoseTransferApp:
     def stages(self) -> tuple[str, ...]:
         return self.pipeline.stages
 
-    def recommended_settings(self) -> Settings:
-        """The settings a generation uses unless the page changes them: the model's (see :class:`Settings`)."""
-        sampling = self.pipeline.sampling_defaults
-        return Settings(**{field: sampling[field] for field in Settings.__dataclass_fields__ if field != "seed"})
+    def recommended_settings(self, preset: str | None = None) -> Settings:
+        """The settings a generation uses unless the page changes them: the ``preset``'s, else the model's (see
+        :class:`Settings`). Raises PcdmsError for an unknown preset."""
+        from .pipelines.presets import preset_defaults
+
+        sampling = preset_defaults(self.pipeline.config.sampling, preset)
+        fields = [field for field in Settings.__dataclass_fields__ if field not in ("seed", "preset")]
+        return Settings(**{field: sampling[field] for field in fields}, preset=preset)
 
     def example(self, index: int) -> tuple[Image.Image, dict]:
         """A bundled person: the photo and its pose."""
@@ -173,6 +179,7 @@ class PoseTransferApp:
             inpaint_guidance=settings.inpaint_guidance,
             refine_guidance=settings.refine_guidance,
             refine_strength=settings.refine_strength,
+            preset=settings.preset,
             generator=stage_generators(seeds, 1, self.pipeline._execution_device),
             return_intermediates=True,
         )

@@ -12,6 +12,7 @@ import sys
 import warnings
 
 from .commands import build_parser
+from .devices import set_threads
 from .errors import PcdmsError, PcdmsWarning
 
 __all__ = ["build_parser", "main"]
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = one_line_warnings(warnings.showwarning)
+            set_threads(getattr(args, "threads", None))  # the commands with --device take --threads too
             return args.run(args)
     except PcdmsError as error:
         print(f"pcdms: error: {error}", file=sys.stderr)

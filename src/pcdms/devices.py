@@ -9,6 +9,10 @@ from .errors import PcdmsError
 
 DEVICE_HELP = "auto (default), cpu, cuda, cuda:N"
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+THREADS_HELP = (
+    "CPU threads for torch's operators (default: torch's own, one per physical core); where other work runs on "
+    "the machine, fewer threads than cores keep the two from slowing each other down"
+)
 
 
 def resolve_device(name: str):
@@ -47,3 +51,15 @@ def quiet_model_loading() -> None:
 
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
+
+
+def set_threads(count: int | None) -> None:
+    """Run torch's CPU operators on ``count`` threads (``--threads``, the page's too); None leaves torch's
+    default (one thread per physical core). Raises PcdmsError for fewer than 1."""
+    if count is None:
+        return
+    if count < 1:
+        raise PcdmsError(f"--threads must be at least 1, got {count}")
+    import torch
+
+    torch.set_num_threads(count)

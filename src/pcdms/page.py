@@ -30,6 +30,7 @@ from .app import (
 from .errors import PcdmsError
 from .io import load_image
 from .page_parts import photo_input, picker, shown_image, shown_on_page
+from .pipelines.presets import PRESET_NAMES
 from .pose import COLORS, KEYPOINT_NAMES, LIMBS, render_pose
 
 # Where an absent joint waits in the editor until it is put back: a person standing, as fractions of the frame.
@@ -46,6 +47,14 @@ def editor_script() -> str:
 
 # A bar for each stage: the stage pipelines' own progress bars, followed on the page.
 STAGE_PROGRESS = gr.Progress(track_tqdm=True)
+# The preset menu's choice for no preset: the model's own settings.
+MODEL_SETTINGS = "model"
+
+
+def page_preset(chosen: str | None) -> str | None:
+    """The preset menu's choice as Settings.preset takes it: None for the model's own settings."""
+    return None if chosen in (None, MODEL_SETTINGS) else chosen
+
 
 # Small models make small images: the page shows them filling their boxes (the download keeps the real size).
 PAGE_CSS = """
@@ -142,6 +151,11 @@ def build_page(app: PoseTransferApp):
                                     label="pcdms or OpenPose JSON", file_types=[".json"], type="filepath"
                                 )
                 with gr.Accordion("advanced", open=False):
+                    preset = gr.Dropdown(
+                        [("the model's own settings", MODEL_SETTINGS), *((name, name) for name in PRESET_NAMES)],
+                        value=MODEL_SETTINGS,
+                        label="preset (fast, fastest: fewer steps, guidance on part of them; the values below follow it)",
+                    )
                     with gr.Row():
                         # UnCLIP's sampler takes at least 2 steps.
                         prior_steps = gr.Slider(
@@ -196,11 +210,12 @@ def build_page(app: PoseTransferApp):
 
         def run(
             person, source_pose, target_pose, prior_steps, inpaint_steps, refine_steps, inpaint_guidance,
-            refine_guidance, seed, refine_strength, progress=STAGE_PROGRESS,
+            refine_guidance, seed, refine_strength, preset, progress=STAGE_PROGRESS,
         ):  # fmt: skip
             settings = Settings(
-                prior_steps, inpaint_steps, refine_steps, inpaint_guidance, refine_guidance, seed, refine_strength
-            )
+                prior_steps, inpaint_steps, refine_steps, inpaint_guidance, refine_guidance, seed, refine_strength,
+                page_preset(preset),
+            )  # fmt: skip
             made = app.generate(person, source_pose, target_pose, settings)
             shown = gr.DownloadButton(value=str(made.download), visible=True)
             return made.image, made.coarse, made.source_pose, made.target_pose, shown
@@ -214,11 +229,24 @@ def build_page(app: PoseTransferApp):
         poses.select(shown_on_page(choose_pose), None, editor)
         pose_photo.upload(shown_on_page(app.pose_from_photo), pose_photo, editor, concurrency_id="pose")
         pose_file.upload(shown_on_page(app.pose_from_file), pose_file, editor)
+
+        def preset_values(chosen):  # the sliders show what the preset samples with; a value moved then wins
+            values = app.recommended_settings(page_preset(chosen))
+            return (
+                values.prior_steps, values.inpaint_steps, values.refine_steps, values.inpaint_guidance,
+                values.refine_guidance, values.refine_strength,
+            )  # fmt: skip
+
+        preset.change(
+            preset_values,
+            preset,
+            [prior_steps, inpaint_steps, refine_steps, inpaint_guidance, refine_guidance, refine_strength],
+        )
         generate.click(
             shown_on_page(run),
             [
                 person, source_pose, editor, prior_steps, inpaint_steps, refine_steps, inpaint_guidance,
-                refine_guidance, seed, refine_strength,
+                refine_guidance, seed, refine_strength, preset,
             ],
             [result, coarse, source_map, target_map, download],
             concurrency_id="model",

@@ -35,7 +35,8 @@ STAGE_NAMES = ("prior", "inpaint", "refine")
 class AnimationSettings:
     """How each frame is sampled: the seed of the shared noise and of each frame's generators, the steps and
     guidance of the stages given ({stage: value}; a stage left out gets the pipeline's default), the frame the
-    model works at (None: its training size), and the frames per batch."""
+    model works at (None: its training size), the frames per batch, and the sampling preset (None: the model's
+    own settings; pcdms.pipelines.presets)."""
 
     seed: int = 42
     steps: dict = field(default_factory=dict)
@@ -43,6 +44,7 @@ class AnimationSettings:
     width: int | None = None
     height: int | None = None
     batch_size: int = 4
+    preset: str | None = None
 
 
 @dataclass
@@ -135,7 +137,7 @@ def animate_frames(
         "model": model_name,
         "source": image_digest(source),
         "source_pose": pose_digest(source_pose),
-        "settings": json.loads(json.dumps(asdict(settings))),
+        "settings": json.loads(json.dumps(recorded_settings(settings))),
         # What the pipeline samples with where the settings leave it to the model (a retrained model may change it).
         "model_sampling": json.loads(json.dumps(getattr(pipeline, "sampling_defaults", None))),
     }
@@ -171,6 +173,7 @@ def animate_frames(
                 latents=repeated(noise, count),
                 **repeated(encodings, count),
                 **arguments,
+                preset=settings.preset,
             )
             result.seconds += time.perf_counter() - began
             for index, image in zip(batch, output.images, strict=True):
@@ -183,6 +186,15 @@ def animate_frames(
             if on_frame is not None:
                 on_frame(result.reused + result.generated, len(paths))
     return result
+
+
+def recorded_settings(settings: AnimationSettings) -> dict:
+    """The settings a frame folder records: a preset only when one is used, so that folders made before presets
+    existed still resume."""
+    recorded = asdict(settings)
+    if recorded["preset"] is None:
+        del recorded["preset"]
+    return recorded
 
 
 def source_encodings(pipeline, source: Image.Image, settings: AnimationSettings) -> dict:

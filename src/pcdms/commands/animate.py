@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..bundled import DEFAULT_SEEDS, bundled_model
 from ..errors import PcdmsError
-from .common import add_device_arguments, parse_size, parse_stage_value, per_stage
+from .common import add_device_arguments, add_preset_argument, parse_size, parse_stage_value, per_stage
 
 
 def add_parsers(commands) -> None:
@@ -65,6 +65,7 @@ def add_parsers(commands) -> None:
         metavar="[STAGE=]N",
         help="sampling steps, all stages or one (prior, inpaint, refine); repeatable (default: the model's)",
     )
+    add_preset_argument(animate)
     animate.add_argument("--size", type=parse_size, help="WxH the model works at (default: its training size)")
     animate.add_argument(
         "--extractor", default="mediapipe", help="pose extractor for videos and photos (default: mediapipe)"
@@ -109,6 +110,7 @@ def run_animate(args: argparse.Namespace) -> int:
         width=width,
         height=height,
         batch_size=args.batch_size,
+        preset=args.preset,
     )
     smoothing = None if args.no_smoothing else OneEuroSettings(args.min_cutoff, args.beta, args.d_cutoff)
     animation = make_animation(

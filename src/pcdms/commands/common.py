@@ -10,8 +10,11 @@ import yaml
 
 from ..bundled import STAGE_NAMES
 from ..data import LAYOUTS, open_dataset
-from ..devices import DEVICE_HELP, DTYPES
+from ..devices import DEVICE_HELP, DTYPES, THREADS_HELP
 from ..errors import PcdmsError
+
+# The presets of pcdms.pipelines.presets (which imports torch), by name; tests check the two agree.
+PRESET_NAMES = ("official", "fast", "fastest")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -67,10 +70,24 @@ def per_stage(settings: list[tuple[str | None, object]], defaults: dict[str, obj
 
 
 def add_device_arguments(parser: argparse.ArgumentParser, dtype: bool = True) -> None:
-    """``--device`` and (with ``dtype``) ``--dtype``, resolved by pcdms.devices."""
+    """``--device``, (with ``dtype``) ``--dtype``, and ``--threads``, resolved by pcdms.devices (``--threads`` by
+    pcdms.cli before the command runs)."""
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     if dtype:
         parser.add_argument("--dtype", choices=DTYPES, default="auto", help="auto: float32 on a CPU")
+    parser.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
+
+
+def add_preset_argument(parser: argparse.ArgumentParser) -> None:
+    """``--preset``: a named set of sampling settings (pcdms.pipelines.presets); the names are listed here so that
+    ``--help`` stays without torch."""
+    parser.add_argument(
+        "--preset",
+        choices=PRESET_NAMES,
+        help="sampling preset: official (the authors' settings), fast, fastest (fewer steps, guidance on part of "
+        "them, fastest also reuses deep UNet features); options given win over it (default: the model's own "
+        "settings; see docs/presets.md)",
+    )
 
 
 def add_pair_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from ..bundled import DEFAULT_SEEDS, STAGE_NAMES, bundled_model, stage_generators
 from ..errors import PcdmsError
-from .common import add_device_arguments, add_person_arguments, parse_size, parse_stage_value, per_stage
+from .common import (
+    add_device_arguments,
+    add_person_arguments,
+    add_preset_argument,
+    parse_size,
+    parse_stage_value,
+    per_stage,
+)
 
 
 def add_parsers(commands) -> None:
@@ -78,6 +85,7 @@ def add_parsers(commands) -> None:
         help="where stage 3 starts, in (0, 1]: 1 from pure noise (official), below 1 from stage 2's image partly "
         "noised, keeping its layout (default: the model's recommended setting, else 1)",
     )
+    add_preset_argument(generate)
     generate.add_argument("--samples", type=int, default=1, help="images per pair (default: 1)")
     generate.add_argument(
         "--stop-after",
@@ -124,6 +132,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from ..generation import ORACLE_LABEL, generate_pairs, read_pose_input, source_pose_of, write_generated
     from ..io import load_image
     from ..pipelines.pcdms import check_sampling, load_pcdms_pipeline
+    from ..pipelines.presets import preset_defaults
 
     quiet_model_loading()
     model = args.model or bundled_model()
@@ -136,7 +145,7 @@ def run_generate(args: argparse.Namespace) -> int:
         state = PartialState(cpu=device.type == "cpu")
         device = state.device if args.device == "auto" else device
     pipeline = load_pcdms_pipeline(model, dtype=resolve_dtype(args.dtype, device)).to(device)
-    recommended = pipeline.sampling_defaults
+    recommended = preset_defaults(pipeline.config.sampling, args.preset)  # the preset's, else the model's
     steps = per_stage(args.steps, {stage: recommended[f"{stage}_steps"] for stage in STAGE_NAMES})
     try:
         check_sampling(steps, stages=pipeline.stages)
@@ -159,6 +168,7 @@ def run_generate(args: argparse.Namespace) -> int:
         **{f"{stage}_steps": steps[stage] for stage in STAGE_NAMES},
         **{f"{stage}_guidance": guidance[stage] for stage in STAGE_NAMES},
         "refine_strength": strength,
+        "preset": args.preset,
     }
 
     def generators(pairs: int) -> dict:
@@ -179,6 +189,7 @@ def run_generate(args: argparse.Namespace) -> int:
         return 0
     manifest = {
         "model": str(model),
+        "preset": args.preset,
         "steps": steps,
         "guidance": guidance,
         "refine_strength": strength,
