@@ -1,0 +1,181 @@
+"""One 512x512 sample per preset at the official size on a GPU, random weights: seconds and peak memory, in
+bfloat16 and float16, eager and under torch.compile (issue 20).
+
+    python benchmarks/gpu_presets.py                      # on a GPU: the official sizes (about 5 B parameters)
+    python benchmarks/gpu_presets.py --tiny --out x.json  # on a CPU in seconds: tiny models (tests run this)
+
+The pipeline is benchmarks/pipeline.py's (SD 2.1-base UNets for stages 2 and 3, DINOv2-giant, OpenCLIP
+ViT-H/14, the 1 B-parameter prior, SD's VAE), built on the device with random weights, so nothing is
+downloaded. Each row is one whole call, stages 1 to 3, one image: a warm-up call (which compiles, under
+torch.compile: its seconds are recorded as ``first_call_seconds``), then ``--repeats`` timed calls (the
+median is reported), the CUDA allocator's peak memory during them above what the weights hold. torch.compile
+compiles the two UNets (95 % of the work) in place (``module.compile()``); with guidance on part of the steps
+(batch 2, then 1) and feature reuse (full and shallow calls) it compiles one graph per kind of call.
+
+Random weights can overflow in half precision; a random image is no error here, so the VAE's output is made
+finite instead of refused (pcdms itself refuses a non-finite image). Rows run in order until ``--budget``
+seconds have passed; the rest are recorded as skipped, so one run fits a 10-minute slot. The results are
+written after every row to ``--out`` (default benchmarks/results/gpu_presets.json), with the device and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))  # benchmarks/pipeline.py: the full-size pipeline and its tools
+
+from pipeline import PeakMemory, build, device_name, standing_pose
+from transformers import CLIPVisionModelWithProjection, Dinov2Model
+
+from pcdms.data.toy import tiny_vae
+from pcdms.models.encoders import tiny_clip_config, tiny_dinov2_config
+from pcdms.models.inpaint import InpaintModel
+from pcdms.models.prior import PosePriorTransformer
+from pcdms.models.refine import RefineModel
+from pcdms.pipelines import common
+from pcdms.pipelines.inpaint import official_sampling_scheduler
+from pcdms.pipelines.pcdms import PCDMsPipeline
+from pcdms.pipelines.presets import PRESET_NAMES
+from pcdms.pipelines.prior import unclip_scheduler
+from pcdms.pose import render_pose
+
+RESULTS = Path(__file__).parent / "results" / "gpu_presets.json"
+VARIANTS = ("eager", "compile")
+# --tiny: UNets of two levels, 32 and 64 channels (the structure the presets act on, at a size a CPU runs in
+# milliseconds), with 32-d encoders.
+TINY_UNET = {
+    "block_out_channels": [32, 64],
+    "layers_per_block": 1,
+    "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+    "attention_head_dim": 4,
+    "norm_num_groups": 8,
+    "cross_attention_dim": 32,
+    "out_channels": 4,
+}
+TINY_STAGE = {"image_feature_dim": 32, "image_proj_hidden_dim": 16, "resolution": (64, 128)}
+
+
+def tiny_pipeline() -> tuple[PCDMsPipeline, tuple[int, int]]:
+    """The whole pipeline at a size that runs a preset in a fraction of a second on a CPU, random weights."""
+    inpaint_unet = {**TINY_UNET, "in_channels": 9, "class_embed_type": "projection"}
+    inpaint_unet["projection_class_embeddings_input_dim"] = 32
+    pipeline = PCDMsPipeline(
+        vae=tiny_vae(),
+        image_encoder=Dinov2Model(tiny_dinov2_config()),
+        clip_encoder=CLIPVisionModelWithProjection(tiny_clip_config()),
+        prior=PosePriorTransformer(
+            num_attention_heads=1, attention_head_dim=64, num_layers=1, embedding_dim=32, pose_hidden_dim=16
+        ),
+        prior_scheduler=unclip_scheduler(),
+        inpaint=InpaintModel(unet_config=inpaint_unet, pose_block_channels=(4, 8, 8, 16), **TINY_STAGE),
+        inpaint_scheduler=official_sampling_scheduler(),
+        refine=RefineModel(unet_config={**TINY_UNET, "in_channels": 8}, **TINY_STAGE),
+        refine_scheduler=official_sampling_scheduler(),
+    )
+    return pipeline, (64, 128)
+
+
+def finite_decode(vae, latents: torch.Tensor) -> torch.Tensor:
+    """The VAE's images made finite and clamped: random weights in half precision may overflow."""
+    images = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample
+    return torch.nan_to_num(images.float()).clamp(-1, 1)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def one_row(pipeline, inputs, preset: str, repeats: int, device: torch.device) -> dict:
+    """A warm-up call, then ``repeats`` timed calls of the whole pipeline with ``preset``."""
+
+    def call():
+        pipeline(*inputs, preset=preset, generator=torch.Generator(device).manual_seed(0), output_type="pt")
+        synchronize(device)
+
+    began = time.perf_counter()
+    call()
+    first = time.perf_counter() - began
+    times = []
+    with PeakMemory(device) as memory:
+        for _ in range(repeats):
+            began = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - began)
+    return {
+        "seconds": round(statistics.median(times), 4),
+        "first_call_seconds": round(first, 2),
+        "peak_mib": round(memory.peak / 2**20),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="the toy sizes on the CPU, float32, in seconds")
+    parser.add_argument("--device", default="cuda", help="default: cuda (the CPU with --tiny)")
+    parser.add_argument("--dtypes", nargs="+", choices=("bfloat16", "float16", "float32"), default=None)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--presets", nargs="+", choices=PRESET_NAMES, default=list(PRESET_NAMES))
+    parser.add_argument("--repeats", type=int, default=2, help="timed calls per row after the warm-up (default 2)")
+    parser.add_argument("--budget", type=float, default=540, help="seconds after which the rest is skipped")
+    parser.add_argument(
+        "--compile-backend", help="torch.compile's backend (default: inductor; with --tiny: eager, no compiler)"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"results file (default: {RESULTS})")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    torch.set_grad_enabled(False)
+    device = torch.device("cpu" if args.tiny else args.device)
+    dtypes = args.dtypes or (["float32"] if args.tiny else ["bfloat16", "float16"])
+    backend = args.compile_backend or ("eager" if args.tiny else "inductor")
+    common.decode = finite_decode  # see the module docstring
+    torch.manual_seed(0)
+    with torch.device(device):
+        pipeline, size = tiny_pipeline() if args.tiny else build("full")
+    pipeline.set_progress_bar_config(disable=True)
+    source_pose = standing_pose(size)
+    source = render_pose(source_pose).convert("RGB").resize(size, Image.Resampling.BICUBIC)
+    inputs = (source, source_pose.hflip(), source_pose)
+    results = {
+        "date": datetime.date.today().isoformat(),
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "config": "tiny" if args.tiny else "full",
+        "size": f"{size[0]}x{size[1]}",
+        "build_seconds": round(time.perf_counter() - started, 1),
+        "compile_backend": backend,
+        "rows": [],
+    }
+    for variant in args.variants:  # eager first: compiling is done in place, once
+        if variant == "compile":
+            for model in (pipeline.inpaint, pipeline.refine):
+                model.unet.compile(backend=backend)
+        for dtype in dtypes:
+            pipeline.to(dtype=getattr(torch, dtype))
+            for preset in args.presets:
+                row = {"preset": preset, "dtype": dtype, "variant": variant}
+                if time.perf_counter() - started > args.budget:
+                    row["skipped"] = f"the {args.budget:.0f} s budget was spent"
+                else:
+                    row |= one_row(pipeline, inputs, preset, args.repeats, device)
+                    print(f"{preset:8} {dtype:9} {variant:8} {row['seconds']:.3f} s  {row['peak_mib']} MiB", flush=True)
+                results["rows"].append(row)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(results, indent=2) + "\n")  # after every row: a timeout keeps them
+    print(f"results: {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
