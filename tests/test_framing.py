@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 
 from helpers import body_image, standing_pose
+from pcdms.bundled import model_folder
 from pcdms.cli import main
 from pcdms.pipelines.framing import aspect_padding, crop_back, fit_to_model
-from pcdms.pipelines.pcdms import load_pcdms_pipeline, model_folder
+from pcdms.pipelines.pcdms import load_pcdms_pipeline
 from tiny_pcdms import tiny_pcdms
 
 CASE = Path(__file__).parent / "data" / "cases" / "txt_target_pairs"

@@ -7,6 +7,7 @@ Light on purpose (no torch at import time): the command-line parser and the web 
 from __future__ import annotations
 
 import csv
+import os
 from importlib.resources import files
 from pathlib import Path
 
@@ -30,6 +31,19 @@ def street_examples_path() -> Path:
 
 def bundled_model_path() -> Path:
     return Path(str(files("pcdms") / "assets" / "models" / BUNDLED_MODEL))
+
+
+# Models shipped inside the package, loadable by name.
+BUNDLED_MODELS = (BUNDLED_MODEL,)
+
+
+def model_folder(name_or_folder: str | os.PathLike) -> Path:
+    """The folder of a pipeline: ``name_or_folder`` itself, or where no such folder exists and it names a
+    bundled model (``pcdms-street``), that model's folder inside the package."""
+    path = Path(name_or_folder)
+    if not path.exists() and str(name_or_folder) in BUNDLED_MODELS:
+        return Path(str(files("pcdms") / "assets" / "models" / str(name_or_folder)))
+    return path
 
 
 def bundled_model() -> Path:

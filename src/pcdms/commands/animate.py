@@ -89,8 +89,9 @@ def check_options(args: argparse.Namespace) -> None:
 
 def run_animate(args: argparse.Namespace) -> int:
     from ..animation import AnimationSettings, OneEuroSettings, make_animation, model_identity, read_driving
+    from ..bundled import model_folder
     from ..devices import quiet_model_loading, resolve_device, resolve_dtype
-    from ..pipelines.pcdms import load_pcdms_pipeline, model_folder
+    from ..pipelines.pcdms import load_pcdms_pipeline
     from ..pose import get_extractor, load_pose
 
     quiet_model_loading()

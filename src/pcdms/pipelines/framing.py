@@ -19,6 +19,7 @@ from PIL import Image, ImageOps
 
 from ..pose import Keypoints
 from ..pose.keypoints import Size
+from .common import format_images, to_pil
 
 PAD_COLOUR = (255, 255, 255)
 
@@ -89,3 +90,18 @@ def crop_back(images: torch.Tensor, boxes: list, per_pair: int) -> list[torch.Te
         left, top, right, bottom = crop_box(boxes[index // per_pair], (width, height))
         cut.append(image[:, top:bottom, left:right])
     return cut
+
+
+def framed_output(images: torch.Tensor, boxes: list, per_pair: int, output_type: str):
+    """A pipeline's images (pairs * per_pair, 3, H, W) in [0, 1], each cut back to its pair's box where the
+    source was padded (:func:`crop_back`), in ``output_type`` ("pil", "np" or "pt", see
+    :func:`pcdms.pipelines.common.format_images`). Raises ValueError for "np" or "pt" when the cut images
+    differ in size (sources of different aspects)."""
+    if any(box is not None for box in boxes):
+        cut = crop_back(images, boxes, per_pair)
+        if output_type == "pil":
+            return [to_pil(picture[None] * 2 - 1)[0] for picture in cut]
+        if len({picture.shape for picture in cut}) > 1:
+            raise ValueError("sources of different aspects give outputs of different sizes: use output_type='pil'")
+        images = torch.stack(cut)
+    return format_images(images, output_type)

@@ -16,11 +16,8 @@ no CLIP encoder and no refiner: those components are optional.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from importlib.resources import files
-from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -30,6 +27,7 @@ from diffusers.utils import BaseOutput
 from PIL import Image
 from transformers import CLIPVisionModelWithProjection, Dinov2Model
 
+from ..bundled import model_folder
 from ..errors import NoPersonError, PcdmsError
 from ..models.encoders import ClipImageEncoder
 from ..models.inception_encoders import InceptionClipEncoder, InceptionTokenEncoder
@@ -44,21 +42,19 @@ from .common import (
     StepEndCallback,
     as_list,
     check_output_type,
-    format_images,
     image_generators,
     load_pipeline,
     pair_generators,
     step_callback,
-    to_pil,
 )
-from .framing import crop_back, fit_to_model
+from .framing import fit_to_model, framed_output
 from .inpaint import InpaintPipeline
 from .inputs import STAGES, check_sampling, checked_source, name_in_batch
 from .precomputed import check_source_encodings, checked_latents, encode_sources
-from .presets import Preset, get_preset
+from .presets import Preset, get_preset, preset_defaults
 from .prior import PriorPipeline
 from .refine import RefinePipeline
-from .settings import checked_sampling, resolved_sampling
+from .settings import check_folder_sampling, checked_sampling, resolved_sampling
 
 
 @dataclass
@@ -290,7 +286,7 @@ class PCDMsPipeline(DiffusionPipeline):
             )
         chosen = get_preset(preset)
         settings = resolved_sampling(
-            self.config.sampling if chosen is None else chosen.defaults(self.config.sampling),
+            preset_defaults(self.config.sampling, chosen),
             prior_steps=prior_steps,
             prior_guidance=prior_guidance,
             inpaint_steps=inpaint_steps,
@@ -392,16 +388,7 @@ class PCDMsPipeline(DiffusionPipeline):
             ).images
 
         def as_output(pictures: torch.Tensor) -> ImageOutput:
-            if any(box is not None for box in boxes):  # cut back to each source's aspect
-                cut = crop_back(pictures, boxes, num_images_per_pair)
-                if output_type == "pil":
-                    return [to_pil(picture[None] * 2 - 1)[0] for picture in cut]
-                if len({picture.shape for picture in cut}) > 1:
-                    raise ValueError(
-                        "sources of different aspects give outputs of different sizes: use output_type='pil'"
-                    )
-                pictures = torch.stack(cut)
-            return format_images(pictures, output_type)
+            return framed_output(pictures, boxes, num_images_per_pair, output_type)
 
         if not return_intermediates:
             return PCDMsOutput(images=as_output(images))
@@ -424,30 +411,11 @@ def checked_poses(poses, role: str, extract: bool = False) -> list[Keypoints]:
     return checked
 
 
-# Models shipped inside the package, loadable by name.
-BUNDLED_MODELS = ("pcdms-street",)
-
-
-def model_folder(name_or_folder: str | os.PathLike) -> Path:
-    """The folder of a pipeline: ``name_or_folder`` itself, or where no such folder exists and it names a
-    bundled model (``pcdms-street``), that model's folder inside the package."""
-    path = Path(name_or_folder)
-    if not path.exists() and str(name_or_folder) in BUNDLED_MODELS:
-        return Path(str(files("pcdms") / "assets" / "models" / str(name_or_folder)))
-    return path
-
-
 def load_pcdms_pipeline(folder: str | os.PathLike, **kwargs) -> PCDMsPipeline:
     """A saved :class:`PCDMsPipeline` (from ``pcdms convert``), or a bundled model by name
     (``"pcdms-street"``), from local files only; ``kwargs`` go to ``from_pretrained`` (``dtype``: the
     weights' precision, default float32; components to replace). Recommended sampling settings that are
     not valid raise PcdmsError naming the folder's model_index.json."""
     folder = model_folder(folder)
-    index = folder / "model_index.json"
-    if index.is_file():
-        try:
-            recommended = json.loads(index.read_text()).get("sampling")
-        except (OSError, ValueError, AttributeError):
-            recommended = None  # diffusers reports an unreadable index, naming it
-        checked_sampling(recommended, f'{index}: "sampling"')
+    check_folder_sampling(folder)
     return load_pipeline(PCDMsPipeline, folder, "PCDMs pipeline", **kwargs)

@@ -10,6 +10,9 @@ official checkpoints record none.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from .inputs import MIN_STEPS
 
 OFFICIAL_SAMPLING = {
@@ -52,3 +55,16 @@ def resolved_sampling(recommended: dict | None, **given) -> dict:
     used), else the model's ``recommended`` ones, else the official ones."""
     chosen = {key: value for key, value in given.items() if value is not None}
     return {**OFFICIAL_SAMPLING, **(recommended or {}), **chosen}
+
+
+def check_folder_sampling(folder: Path) -> None:
+    """The recommended settings in ``folder``'s model_index.json, if any, checked: PcdmsError naming the file
+    otherwise (an unreadable index is left to diffusers, which names it)."""
+    index = Path(folder) / "model_index.json"
+    if not index.is_file():
+        return
+    try:
+        recommended = json.loads(index.read_text()).get("sampling")
+    except (OSError, ValueError, AttributeError):
+        return
+    checked_sampling(recommended, f'{index}: "sampling"')
