@@ -120,6 +120,18 @@ def one_row(pipeline, inputs, preset: str, repeats: int, device: torch.device) -
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark; the VAE patch and grad mode are undone on return, so a caller's process (a test) is
+    left as it was."""
+    original = common.decode
+    common.decode = finite_decode  # see the module docstring
+    try:
+        with torch.no_grad():
+            return run(argv)
+    finally:
+        common.decode = original
+
+
+def run(argv: list[str] | None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="the toy sizes on the CPU, float32, in seconds")
     parser.add_argument("--device", default="cuda", help="default: cuda (the CPU with --tiny)")
@@ -135,11 +147,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    torch.set_grad_enabled(False)
     device = torch.device("cpu" if args.tiny else args.device)
     dtypes = args.dtypes or (["float32"] if args.tiny else ["bfloat16", "float16"])
     backend = args.compile_backend or ("eager" if args.tiny else "inductor")
-    common.decode = finite_decode  # see the module docstring
     torch.manual_seed(0)
     with torch.device(device):
         pipeline, size = tiny_pipeline() if args.tiny else build("full")

@@ -132,7 +132,7 @@ def generate_row(pipeline, dataset, preset: Preset | None, out: Path, batch_size
 
 
 def evaluate(folder: Path, data: Path) -> dict:
-    report = folder.with_suffix(".json")
+    report = folder.parent / f"{folder.name}.json"  # not with_suffix: "interval-0.3" would lose its ".3"
     command = [sys.executable, "-m", "pcdms", "evaluate", "--generated", str(folder)]
     command += ["--ground-truth", str(data / "test"), "--real", str(data / "train"), "--size", "64x128"]
     subprocess.run([*command, "--out", str(report)], check=True)
