@@ -34,55 +34,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))  # benchmarks/pipeline.py: the full-size pipeline and its tools
 
 from pipeline import PeakMemory, build, device_name, standing_pose
-from transformers import CLIPVisionModelWithProjection, Dinov2Model
 
-from pcdms.data.toy import tiny_vae
-from pcdms.models.encoders import tiny_clip_config, tiny_dinov2_config
-from pcdms.models.inpaint import InpaintModel
-from pcdms.models.prior import PosePriorTransformer
-from pcdms.models.refine import RefineModel
 from pcdms.pipelines import common
-from pcdms.pipelines.inpaint import official_sampling_scheduler
-from pcdms.pipelines.pcdms import PCDMsPipeline
 from pcdms.pipelines.presets import PRESET_NAMES
-from pcdms.pipelines.prior import unclip_scheduler
 from pcdms.pose import render_pose
 
 RESULTS = Path(__file__).parent / "results" / "gpu_presets.json"
 VARIANTS = ("eager", "compile")
-# --tiny: UNets of two levels, 32 and 64 channels (the structure the presets act on, at a size a CPU runs in
-# milliseconds), with 32-d encoders.
-TINY_UNET = {
-    "block_out_channels": [32, 64],
-    "layers_per_block": 1,
-    "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
-    "attention_head_dim": 4,
-    "norm_num_groups": 8,
-    "cross_attention_dim": 32,
-    "out_channels": 4,
-}
-TINY_STAGE = {"image_feature_dim": 32, "image_proj_hidden_dim": 16, "resolution": (64, 128)}
-
-
-def tiny_pipeline() -> tuple[PCDMsPipeline, tuple[int, int]]:
-    """The whole pipeline at a size that runs a preset in a fraction of a second on a CPU, random weights."""
-    inpaint_unet = {**TINY_UNET, "in_channels": 9, "class_embed_type": "projection"}
-    inpaint_unet["projection_class_embeddings_input_dim"] = 32
-    pipeline = PCDMsPipeline(
-        vae=tiny_vae(),
-        image_encoder=Dinov2Model(tiny_dinov2_config()),
-        clip_encoder=CLIPVisionModelWithProjection(tiny_clip_config()),
-        prior=PosePriorTransformer(
-            num_attention_heads=1, attention_head_dim=64, num_layers=1, embedding_dim=32, pose_hidden_dim=16
-        ),
-        prior_scheduler=unclip_scheduler(),
-        inpaint=InpaintModel(unet_config=inpaint_unet, pose_block_channels=(4, 8, 8, 16), **TINY_STAGE),
-        inpaint_scheduler=official_sampling_scheduler(),
-        refine=RefineModel(unet_config={**TINY_UNET, "in_channels": 8}, **TINY_STAGE),
-        refine_scheduler=official_sampling_scheduler(),
-    )
-    return pipeline, (64, 128)
 
 
 def finite_decode(vae, latents: torch.Tensor) -> torch.Tensor:
@@ -152,7 +110,7 @@ def run(argv: list[str] | None) -> dict:
     backend = args.compile_backend or ("eager" if args.tiny else "inductor")
     torch.manual_seed(0)
     with torch.device(device):
-        pipeline, size = tiny_pipeline() if args.tiny else build("full")
+        pipeline, size = build("tiny" if args.tiny else "full")
     pipeline.set_progress_bar_config(disable=True)
     source_pose = standing_pose(size)
     source = render_pose(source_pose).convert("RGB").resize(size, Image.Resampling.BICUBIC)
