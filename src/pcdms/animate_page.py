@@ -12,8 +12,7 @@ from __future__ import annotations
 import gradio as gr
 
 from .animation.upload import MAX_PAGE_FRAMES
-from .io import load_image
-from .page_parts import photo_input, picker, shown_on_page
+from .page_parts import person_inputs, shown_on_page
 
 # A bar over the frames (not the stages' bars of every frame, which the pose-transfer tab follows).
 FRAME_PROGRESS = gr.Progress()
@@ -25,18 +24,7 @@ def animate_tab(app) -> None:
     with gr.Row(equal_height=False):
         with gr.Column():
             gr.Markdown("### 1. The person")
-            person = photo_input(
-                label="person to animate",
-                sources=["upload", "clipboard"],
-                height=360,
-                elem_id="animate-person",
-                elem_classes="shown-large",
-            )
-            person_examples = picker(
-                [load_image(example.photo) for example in app.examples],
-                label="or pick an example",
-                elem_id="animate-examples",
-            )
+            person, person_examples = person_inputs(app, "person to animate", 360, "animate-person", "animate-examples")
         with gr.Column():
             gr.Markdown(f"### 2. A short clip of someone moving (its first {MAX_PAGE_FRAMES} frames are used)")
             clip = gr.Video(label="clip", sources=["upload"], height=360, elem_id="animate-clip")

@@ -28,8 +28,7 @@ from .app import (
     street_examples,
 )
 from .errors import PcdmsError
-from .io import load_image
-from .page_parts import photo_input, picker, shown_image, shown_on_page
+from .page_parts import person_inputs, photo_input, picker, shown_image, shown_on_page
 from .pipelines.presets import PRESET_NAMES
 from .pose import COLORS, KEYPOINT_NAMES, LIMBS, render_pose
 
@@ -112,18 +111,7 @@ def build_page(app: PoseTransferApp):
                 with gr.Row(equal_height=False):
                     with gr.Column():
                         gr.Markdown("### 1. The person")
-                        person = photo_input(
-                            label="person",
-                            sources=["upload", "clipboard"],
-                            height=420,
-                            elem_id="person",
-                            elem_classes="shown-large",
-                        )
-                        person_examples = picker(
-                            [load_image(example.photo) for example in app.examples],
-                            label="or pick an example",
-                            elem_id="person-examples",
-                        )
+                        person, person_examples = person_inputs(app, "person", 420, "person", "person-examples")
                     with gr.Column():
                         gr.Markdown("### 2. The target pose")
                         editor = gr.HTML(

@@ -11,7 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from .errors import PcdmsError
-from .io import image_size
+from .io import image_size, load_image
 
 
 def photo_input(**kwargs) -> gr.Image:
@@ -70,3 +70,17 @@ def shown_image(label: str, **kwargs) -> gr.Image:
 def picker(images: list, **kwargs) -> gr.Gallery:
     """A strip of thumbnails to click, whole (not cropped)."""
     return gr.Gallery(images, columns=8, height=150, allow_preview=False, object_fit="contain", format="png", **kwargs)
+
+
+def person_inputs(app, label: str, height: int, elem_id: str, examples_id: str) -> tuple[gr.Image, gr.Gallery]:
+    """A tab's person: a photo upload (id ``elem_id``) and, under it, the bundled examples of ``app`` (a
+    PoseTransferApp) to pick (id ``examples_id``)."""
+    person = photo_input(
+        label=label, sources=["upload", "clipboard"], height=height, elem_id=elem_id, elem_classes="shown-large"
+    )
+    examples = picker(
+        [load_image(example.photo) for example in app.examples],
+        label="or pick an example",
+        elem_id=examples_id,
+    )
+    return person, examples
