@@ -129,3 +129,12 @@ def test_settings_are_checked_and_typed():
     assert checked_sampling(None) == {}
     with pytest.raises(PcdmsError, match="prior_steps must be a whole number of at least 2"):
         checked_sampling({"prior_steps": 1})
+
+
+def test_a_strength_outside_0_to_1_on_the_command_line_is_one_line_before_any_model_loads(tmp_path, capsys):
+    from pcdms.cli import main
+
+    argv = ["generate", "--model", str(tmp_path / "no-model"), "--source", "a.jpg", "--target-pose", "b.json"]
+    assert main([*argv, "--out", str(tmp_path / "out.png"), "--strength", "1.5"]) == 1
+    error = capsys.readouterr().err
+    assert error == "pcdms: error: --strength: refine_strength must be a number in (0, 1], got 1.5\n"

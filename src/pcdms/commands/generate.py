@@ -125,6 +125,10 @@ def check_options(args: argparse.Namespace) -> None:
     for option, value in (("--samples", args.samples), ("--best-of", args.best_of), ("--batch-size", args.batch_size)):
         if value < 1:
             raise PcdmsError(f"{option} must be at least 1, got {value}")
+    if args.strength is not None:
+        from ..pipelines.settings import checked_sampling
+
+        checked_sampling({"refine_strength": args.strength}, "--strength")
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -155,8 +159,6 @@ def run_generate(args: argparse.Namespace) -> int:
         args.guidance, {stage: recommended[f"{stage}_guidance"] for stage in STAGE_NAMES}, stages=("inpaint", "refine")
     )
     strength = recommended["refine_strength"] if args.strength is None else args.strength
-    if not 0 < strength <= 1:
-        raise PcdmsError(f"--strength must be in (0, 1], got {strength}")
     seeds = per_stage(args.seed, DEFAULT_SEEDS)
     width, height = args.size or (None, None)
     settings = {
