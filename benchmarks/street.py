@@ -13,6 +13,8 @@ pairs the package bundles as examples (test pairs 0, 50, ..., 350). Run from the
 
     python benchmarks/street.py --data street --out street-results [--model DIR] [--max-pairs N]
 
+``--phase generate`` only writes the images (with their timing, OUT/generation.json), for a machine with a
+GPU; ``--phase evaluate`` then scores that folder where MediaPipe and the FID network are installed.
 The table goes to stdout (Markdown) and, with the device and date, to benchmarks/results/street.json.
 """
 
@@ -99,29 +101,57 @@ def example_grid(pipeline, out: Path) -> Path:
     return save_image(grid, out / "street-grid.png")
 
 
+def describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"GPU ({torch.cuda.get_device_name(device)})"
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="the street dataset (pcdms data street --out DIR)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the images, reports and grid")
     parser.add_argument("--model", type=Path, help="a PCDMs pipeline folder (default: the bundled model)")
     parser.add_argument("--max-pairs", type=int, help="only the first N test pairs")
+    parser.add_argument(
+        "--phase",
+        choices=("all", "generate", "evaluate"),
+        default="all",
+        help="generate the images, score an OUT that --phase generate wrote, or both (default)",
+    )
     args = parser.parse_args()
 
     torch.set_grad_enabled(False)
     model = args.model or bundled_model()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    generation_file = args.out / "generation.json"
+    if args.phase != "evaluate":
+        pipeline = load_pcdms_pipeline(model).to(device)
+        pipeline.set_progress_bar_config(disable=True)
+        dataset = open_dataset(args.data, "test")
+        if args.max_pairs:
+            dataset = dataset.subset(range(min(args.max_pairs, len(dataset))))
+        started = time.perf_counter()
+        generate(pipeline, ClipImageEncoder(pipeline.clip_encoder), dataset, args.out)
+        generation = {
+            "pairs": len(dataset),
+            "seconds": round(time.perf_counter() - started, 1),
+            "device": describe(device),
+        }
+        generation_file.write_text(json.dumps(generation, indent=2) + "\n")
+        if args.phase == "generate":
+            return
+    if not generation_file.is_file():
+        parser.error(f"{generation_file}: not found; --phase evaluate scores what --phase generate wrote there")
+    generation = json.loads(generation_file.read_text())
+    # The grid and the examples on the CPU, as tests/test_street_model.py computes them.
     pipeline = load_pcdms_pipeline(model)
     pipeline.set_progress_bar_config(disable=True)
-    dataset = open_dataset(args.data, "test")
-    if args.max_pairs:
-        dataset = dataset.subset(range(min(args.max_pairs, len(dataset))))
-    started = time.perf_counter()
-    generate(pipeline, ClipImageEncoder(pipeline.clip_encoder), dataset, args.out)
-    seconds = time.perf_counter() - started
     grid = example_grid(pipeline, args.out)
     reports = {row: evaluate(args.out / row, args.data / "test", "--real", str(args.data / "train")) for row in ROWS}
     examples = evaluate(args.out / "examples", street_examples_path(), "--skip", "fid", "--skip", "pckh")
 
-    print(f"\n| {len(dataset)} street test pairs | " + " | ".join(METRICS.values()) + " |")
+    print(f"\n| {generation['pairs']} street test pairs | " + " | ".join(METRICS.values()) + " |")
     print("| --- " * (len(METRICS) + 1) + "|")
     for row, title in ROWS.items():
         values = reports[row]["metrics"]
@@ -129,10 +159,10 @@ def main() -> None:
     print(f"\ngrid: {grid}")
     results = {
         "date": datetime.date.today().isoformat(),
-        "device": f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": generation["device"],
         "model": model.name,
-        "pairs": len(dataset),
-        "generation_seconds": round(seconds, 1),
+        "pairs": generation["pairs"],
+        "generation_seconds": generation["seconds"],
         "rows": {row: {"title": ROWS[row], **reports[row]} for row in ROWS},
         "examples": examples,
     }

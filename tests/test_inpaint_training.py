@@ -84,7 +84,7 @@ def test_a_tiny_model_learns_its_pairs_and_samples_them(tmp_path, two_pairs):
     dataset = open_dataset(two_pairs / "data", "train")
     pairs = [dataset[index] for index in range(len(dataset))]
     assert len(pairs) == 2
-    embeds = torch.stack([task.dataset[index]["target_embeds"] for index in range(len(pairs))])
+    embeds = task.collate(list(range(len(pairs))))["target_embeds"]
     images = pipeline(
         [pair.source_image for pair in pairs],
         [pair.source_pose for pair in pairs],
@@ -110,6 +110,36 @@ def test_a_tiny_model_learns_its_pairs_and_samples_them(tmp_path, two_pairs):
 def task(toy, tmp_path_factory):
     config = load_config(write_config(tmp_path_factory.mktemp("task"), toy))
     return InpaintTask(config.inpaint, config.data, config.output_dir)
+
+
+def pair_item(dataset, index: int) -> dict[str, torch.Tensor]:
+    """One pair's tensors, as a batch of one gathers them."""
+    return {key: value[0] for key, value in dataset.batch([index]).items()}
+
+
+def test_a_batch_is_its_pairs_tensors_gathered(task):
+    """A batch holds, in order, each pair's canvas posterior and target embedding, its source's masked canvas
+    and tokens, and the source and target pose maps side by side in [-1, 1]."""
+    data, order = task.dataset, [5, 0, 3, 5]
+    batch = task.collate([data[index] for index in order])
+    for row, index in enumerate(order):
+        source, (source_pose, target_pose) = data.sources[index], data.poses[index]
+        assert torch.equal(batch["canvas"][row], data.canvas[index])
+        assert torch.equal(batch["target_embeds"][row], data.target_embeds[index])
+        assert torch.equal(batch["masked"][row], data.masked[source])
+        assert torch.equal(batch["tokens"][row], data.tokens[source])
+        side_by_side = torch.cat([data.pose_maps[source_pose], data.pose_maps[target_pose]], dim=2)
+        assert torch.equal(batch["pose"][row], side_by_side.float() / 127.5 - 1)
+
+
+@pytest.mark.gpu
+def test_batches_are_gathered_on_the_training_device_alike(toy, tmp_path):
+    config = load_config(write_config(tmp_path, toy))
+    on_cpu, on_gpu = (InpaintTask(config.inpaint, config.data, config.output_dir) for _ in range(2))
+    on_gpu.to(torch.device("cuda"))
+    for key, value in on_gpu.collate([3, 1, 4]).items():
+        assert value.device.type == "cuda"
+        assert torch.equal(value.cpu(), on_cpu.collate([3, 1, 4])[key])
 
 
 def test_the_loss_draws_all_its_randomness_from_the_generator(task):
@@ -139,7 +169,7 @@ def test_the_cached_items_are_what_the_frozen_networks_give(task, toy, tmp_path)
     """Every cached tensor equals the frozen network run on the pair's images as the layout places them."""
     dataset = open_dataset(toy / "data", "train")
     for index in (0, 5):
-        pair, item = dataset[index], task.dataset[index]
+        pair, item = dataset[index], pair_item(task.dataset, index)
         with torch.no_grad():
             canvas = task.vae.encode(task.layout.image_canvas(pair.source_image, pair.target_image)[None]).latent_dist
             masked = task.vae.encode(task.layout.image_canvas(pair.source_image, None)[None]).latent_dist
@@ -165,7 +195,7 @@ def test_the_cache_is_read_back_and_keyed_by_content(toy, tmp_path, monkeypatch)
     )
     second = InpaintTask(config.inpaint, config.data, config.output_dir)
     assert encoded == []
-    assert torch.equal(first.dataset[3]["canvas"], second.dataset[3]["canvas"])
+    assert torch.equal(pair_item(first.dataset, 3)["canvas"], pair_item(second.dataset, 3)["canvas"])
 
     dataset = open_dataset(data, "train")
     source, _ = dataset.pairs[0]
@@ -174,9 +204,9 @@ def test_the_cache_is_read_back_and_keyed_by_content(toy, tmp_path, monkeypatch)
     third = InpaintTask(config.inpaint, config.data, config.output_dir)
     changed = [pair for pair in dataset.pairs if source in pair]
     assert sum(encoded) == len(changed) + 1  # the canvases it is in, and its masked canvas
-    assert not torch.allclose(third.dataset[0]["canvas"], first.dataset[0]["canvas"])
+    assert not torch.allclose(pair_item(third.dataset, 0)["canvas"], pair_item(first.dataset, 0)["canvas"])
     unchanged = next(index for index, pair in enumerate(dataset.pairs) if source not in pair)
-    assert torch.equal(third.dataset[unchanged]["canvas"], first.dataset[unchanged]["canvas"])
+    assert torch.equal(pair_item(third.dataset, unchanged)["canvas"], pair_item(first.dataset, unchanged)["canvas"])
 
 
 def test_the_model_records_its_training_size_and_can_be_continued(tmp_path):

@@ -166,6 +166,14 @@ def test_training_runs_assemble_into_a_pipeline(tmp_path, pose):
     pipeline = load_pcdms_pipeline(assemble_trained(tmp_path / "pcdms", **runs))
     torch.testing.assert_close(generate(pipeline, pose).images, generate(whole, pose).images, rtol=0, atol=1e-5)
 
+    # Written in float16 (half the bytes), read back as float32: the weights rounded to float16, nothing else.
+    half = load_pcdms_pipeline(assemble_trained(tmp_path / "pcdms-fp16", **runs, dtype=torch.float16))
+    weights = dict(pipeline.inpaint.named_parameters())
+    for name, parameter in half.inpaint.named_parameters():
+        assert parameter.dtype == torch.float32
+        assert torch.equal(parameter, weights[name].half().float())
+    torch.testing.assert_close(generate(half, pose).images, generate(whole, pose).images, rtol=0, atol=2e-2)
+
     other = RefinePipeline(tiny_vae(), whole.image_encoder, whole.refine, whole.refine_scheduler)
     other.save_pretrained(tmp_path / "refine-other-vae")
     with pytest.raises(PcdmsError, match=r"refine-other-vae: its vae differs from the stage-2 model's"):

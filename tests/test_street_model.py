@@ -36,7 +36,7 @@ def test_the_bundled_model_is_whole_and_within_60_mb_with_its_encoders(pipeline)
     assert type(pipeline.image_encoder).__name__ == "InceptionTokenEncoder"
     assert tuple(pipeline.inpaint.config.resolution) == (64, 128)
     # The sampling settings chosen on training pairs (docs/street-benchmark.md), recorded in its folder
-    assert pipeline.config.sampling == {"inpaint_guidance": 1.0, "refine_strength": 0.3}
+    assert pipeline.config.sampling == {"inpaint_guidance": 1.0, "refine_strength": 0.1}
 
 
 def test_it_gives_the_same_image_every_time_at_the_crops_size(pipeline):

@@ -196,12 +196,13 @@ def assemble_trained(
     refine: str | os.PathLike | None = None,
     clip: str | os.PathLike | None = None,
     sampling: dict | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """A :class:`PCDMsPipeline` folder from this project's training runs: their ``model`` folders (stage
     pipelines), and the CLIP folder stages 1 and 2 were trained with. Stages 2 and 3 must share their VAE
     and DINOv2, as they do when trained with the same files. ``sampling``: the settings the model samples
     best with, recorded in its model_index.json (:mod:`pcdms.pipelines.settings`; invalid ones raise
-    PcdmsError)."""
+    PcdmsError). ``dtype``: the precision written (None: as trained); loading casts to the one asked for."""
     from .pipelines.inpaint import load_inpaint_pipeline
     from .pipelines.prior import load_prior_pipeline
     from .pipelines.refine import load_refine_pipeline
@@ -228,7 +229,7 @@ def assemble_trained(
                 )
         components.update(refine=stage3.refine, refine_scheduler=stage3.scheduler)
     pipeline = PCDMsPipeline(vae=stage2.vae, image_encoder=stage2.image_encoder, sampling=sampling, **components)
-    return save_pipeline(pipeline, out)
+    return save_pipeline(pipeline, out, dtype)
 
 
 def _same_weights(first: torch.nn.Module, second: torch.nn.Module) -> bool:

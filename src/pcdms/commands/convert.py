@@ -52,7 +52,14 @@ def add_parsers(commands) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="a setting the model samples best with, recorded in its folder and used where a call leaves it out "
-        "(inpaint_guidance=1, refine_strength=0.3, ...: see docs/generation.md); repeatable",
+        "(inpaint_guidance=1, refine_strength=0.1, ...: see docs/generation.md); repeatable",
+    )
+    trained.add_argument(
+        "--dtype",
+        choices=("float32", "float16", "bfloat16"),
+        default="float32",
+        help="precision written (default: float32); float16 halves the folder, and loading casts back to the "
+        "precision asked for",
     )
     trained.set_defaults(run=run_trained)
 
@@ -80,6 +87,8 @@ def run_official(args: argparse.Namespace) -> int:
 
 
 def run_trained(args: argparse.Namespace) -> int:
+    import torch
+
     from ..convert import assemble_trained
     from ..devices import quiet_model_loading
     from ..pipelines.settings import checked_sampling
@@ -93,6 +102,7 @@ def run_trained(args: argparse.Namespace) -> int:
         refine=args.refine,
         clip=args.clip,
         sampling=dict(args.sampling),
+        dtype=getattr(torch, args.dtype),
     )
     print(f"PCDMs pipeline: {folder}")
     return 0

@@ -87,6 +87,9 @@ class RefineTask(LatentTask):
         target, coarse, source = (torch.stack(column) for column in zip(*items, strict=True))
         return {"target": target, "coarse": coarse, "tokens": self.tokens[source]}
 
+    def to(self, device: torch.device) -> None:
+        self.tokens = self.tokens.to(device)  # a batch's tokens are gathered where the model trains
+
     @functools.cached_property
     def zero_image_posterior(self) -> torch.Tensor:
         """(1, 2C, h, w): the posterior of all-zero pixels (mid-grey), what a dropped coarse image becomes."""
