@@ -3,8 +3,8 @@
 # in order. Each training command resumes from its last checkpoint when run again, so after an interruption
 # run this script again: finished steps are skipped (their outputs exist), the current one resumes.
 #
-# Where torch sees a GPU, training runs in bf16 there (one H200: about 8 minutes for the three stages);
-# on a CPU the same steps take many hours.
+# Where torch sees a GPU, training runs in bf16 there; on a CPU the configs' steps take days. The bundled
+# model had 10.5 minutes of one H200, with time limits that stopped each stage early (docs/street-benchmark.md).
 #   STAGE_SECONDS=N  stop each training stage after N seconds at the latest ("prior=60 inpaint=240": per
 #                    stage): it writes a checkpoint where it stands, and the stage's model is exported from it
 #                    (for a GPU lent for a fixed time)
@@ -27,7 +27,10 @@ train() {  # train STAGE: configs/STAGE-street.yaml into runs/STAGE-street, unle
     done
     case $limit in *=* | "") run "${command[@]}"; return ;; esac
     echo "+ timeout -s INT $limit ${command[*]}"
-    timeout -s INT "$limit" "${command[@]}" && return
+    local status=0
+    timeout -s INT "$limit" "${command[@]}" || status=$?
+    [ "$status" -eq 0 ] && return
+    [ "$status" -eq 124 ] || exit "$status"
     # Stopped by the time limit (Ctrl-C's signal): export the model from the checkpoint it wrote.
     step=$(find "$out/checkpoints" -maxdepth 1 -name 'step-*' 2>/dev/null | sed 's/.*step-//' | sort -n | tail -1)
     [ -n "$step" ] || { echo "$stage: stopped before its first checkpoint" >&2; exit 1; }

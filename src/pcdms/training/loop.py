@@ -129,8 +129,7 @@ def train(
     ema = None
     if config.ema_decay is not None:
         # Not registered with accelerate, which would unpickle it on resume: saved as safetensors by .state.
-        # foreach: one fused update for all parameters instead of a few kernels each, which on a GPU cost
-        # more than a small model's whole step.
+        # foreach: one multi-tensor update for all parameters instead of a few small operations per parameter.
         ema = EMAModel(accelerator.unwrap_model(model).parameters(), decay=config.ema_decay, foreach=True)
         ema.to(accelerator.device)
 
