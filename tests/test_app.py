@@ -16,25 +16,16 @@ from PIL import Image
 gr = pytest.importorskip("gradio")
 httpx = pytest.importorskip("httpx")
 
-from helpers import body_image, free_port, standing_pose  # noqa: E402
+from helpers import FoundPose, body_image, free_port, standing_pose  # noqa: E402
 from pcdms import app as app_module  # noqa: E402
 from pcdms import io as io_module  # noqa: E402
 from pcdms import page as page_module  # noqa: E402
 from pcdms.app import PoseTransferApp, Settings, gallery_poses, street_examples  # noqa: E402
-from pcdms.errors import NoPersonError, PcdmsError  # noqa: E402
+from pcdms.errors import PcdmsError  # noqa: E402
 from pcdms.page import build_page, close_page, launch, photo_input, shown_on_page  # noqa: E402
 from pcdms.pose import Keypoints, load_pose, write_openpose_json  # noqa: E402
 from pcdms.pose.pose_json import pose_from_dict, pose_to_dict, write_pose_json  # noqa: E402
 from tiny_pcdms import tiny_pcdms  # noqa: E402
-
-
-class FoundPose:
-    """A stand-in extractor: the standing pose in the image's frame, or nobody in a grey image."""
-
-    def __call__(self, image):
-        if np.asarray(image).std() == 0:
-            raise NoPersonError("no person found")
-        return standing_pose(image.size)
 
 
 @pytest.fixture(scope="module")

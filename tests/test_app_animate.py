@@ -12,21 +12,12 @@ gr = pytest.importorskip("gradio")
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("imageio_ffmpeg", reason="the Animate tab reads and writes MP4s: the video extra")
 
-from helpers import body_image, free_port, standing_pose  # noqa: E402
+from helpers import FoundPose, body_image, free_port, standing_pose  # noqa: E402
 from pcdms.animation import read_video, write_video  # noqa: E402
 from pcdms.app import PoseTransferApp, gallery_poses, street_examples  # noqa: E402
-from pcdms.errors import NoPersonError, PcdmsError  # noqa: E402
+from pcdms.errors import PcdmsError  # noqa: E402
 from pcdms.page import build_page, close_page, launch  # noqa: E402
 from tiny_pcdms import tiny_pcdms  # noqa: E402
-
-
-class FoundPose:
-    """A stand-in extractor: the standing pose in the image's frame, or nobody in a grey image."""
-
-    def __call__(self, image):
-        if np.asarray(image).std() == 0:
-            raise NoPersonError("no person found")
-        return standing_pose(image.size)
 
 
 @pytest.fixture(scope="module")
