@@ -27,12 +27,11 @@ import datetime
 import json
 import os
 import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
+from street import evaluate  # benchmarks/street.py, beside this script
 
 from pcdms.bundled import DEFAULT_SEEDS, bundled_model, stage_generators
 from pcdms.commands.common import open_split
@@ -131,14 +130,6 @@ def generate_row(pipeline, dataset, preset: Preset | None, out: Path, batch_size
     }
 
 
-def evaluate(folder: Path, data: Path) -> dict:
-    report = folder.parent / f"{folder.name}.json"  # not with_suffix: "interval-0.3" would lose its ".3"
-    command = [sys.executable, "-m", "pcdms", "evaluate", "--generated", str(folder)]
-    command += ["--ground-truth", str(data / "test"), "--real", str(data / "train"), "--size", "64x128"]
-    subprocess.run([*command, "--out", str(report)], check=True)
-    return json.loads(report.read_text())["metrics"]
-
-
 def describe(preset: Preset | None, pipeline) -> dict:
     """What a row samples with: its settings, resolved as a call with the preset resolves them."""
     if preset is None:
@@ -189,7 +180,9 @@ def main() -> None:
         rows[name] |= describe(ROWS[name], pipeline)
         print(f"{name}: {rows[name]['seconds_per_image']:.2f} s per image", flush=True)
     for name in rows:
-        rows[name]["metrics"] = evaluate(args.out / name, args.data)
+        rows[name]["metrics"] = evaluate(args.out / name, args.data / "test", "--real", str(args.data / "train"))[
+            "metrics"
+        ]
     for name in rows:
         rows[name] |= compared(rows, name, "official") | compared(rows, name, "model")
 

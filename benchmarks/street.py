@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+from pipeline import device_name  # benchmarks/pipeline.py, beside this script
 
 from pcdms.bundled import DEFAULT_SEEDS, bundled_model, read_pairs_file, stage_generators, street_examples_path
 from pcdms.data import open_dataset
@@ -76,7 +76,9 @@ def generate(pipeline, clip: ClipImageEncoder, dataset, out: Path) -> None:
 
 
 def evaluate(folder: Path, ground_truth: Path, *options: str) -> dict:
-    report = folder.with_suffix(".json")
+    """``pcdms evaluate --size 64x128`` of ``folder`` against ``ground_truth``; its report, also written beside
+    the folder as FOLDER.json."""
+    report = folder.parent / f"{folder.name}.json"  # not with_suffix: "strength0.3" would lose its ".3"
     command = [
         sys.executable,
         "-m",
@@ -99,12 +101,6 @@ def example_grid(pipeline, out: Path) -> Path:
     for image, (source, target, _) in zip(images, examples, strict=True):
         save_image(image, out / "examples" / f"{source.stem}_to_{target.stem}.png")
     return save_image(grid, out / "street-grid.png")
-
-
-def describe(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"GPU ({torch.cuda.get_device_name(device)})"
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def main() -> None:
@@ -136,7 +132,7 @@ def main() -> None:
         generation = {
             "pairs": len(dataset),
             "seconds": round(time.perf_counter() - started, 1),
-            "device": describe(device),
+            "device": device_name(device),
         }
         generation_file.write_text(json.dumps(generation, indent=2) + "\n")
         if args.phase == "generate":

@@ -18,11 +18,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
+from street import evaluate  # benchmarks/street.py, beside this script
 
 from pcdms.bundled import DEFAULT_SEEDS, stage_generators
 from pcdms.data import open_dataset
@@ -78,15 +77,11 @@ def generate(model: Path, data: Path, out: Path) -> None:
         print(f"generated {start + len(pairs)} of {len(dataset)} pairs", flush=True)
 
 
-def evaluate(data: Path, out: Path) -> dict:
-    scores = {}
-    for row, settings in rows().items():
-        report = out / f"{row}.json"
-        command = [sys.executable, "-m", "pcdms", "evaluate", "--generated", str(out / row)]
-        command += ["--ground-truth", str(data / "train"), "--size", "64x128", "--skip", "fid", "--out", str(report)]
-        subprocess.run(command, check=True, capture_output=True)
-        scores[row] = {"settings": settings, **json.loads(report.read_text())}
-    return scores
+def evaluate_rows(data: Path, out: Path) -> dict:
+    return {
+        row: {"settings": settings, **evaluate(out / row, data / "train", "--skip", "fid")}
+        for row, settings in rows().items()
+    }
 
 
 def main() -> None:
@@ -101,7 +96,7 @@ def main() -> None:
         generate(args.model, args.data, args.out)
     if args.phase == "generate":
         return
-    scores = evaluate(args.data, args.out)
+    scores = evaluate_rows(args.data, args.out)
     print(f"\n| {PAIRS} training pairs | SSIM | PSNR | PCKh | PCKh notes |")
     print("| --- | --- | --- | --- | --- |")
     for row, score in scores.items():
