@@ -141,6 +141,32 @@ def test_an_unguided_step_predicts_with_the_conditional_branch(pair):
         coarse(guidance_interval=(0.5, 0.2))
 
 
+def test_the_guided_steps_are_chosen_before_the_loop_on_host_timesteps(pair, monkeypatch):
+    """Which steps are guided is decided once, from a host copy of the timesteps: a test of a GPU timestep
+    inside the loop would make every step wait for the previous one's kernels."""
+    import pcdms.pipelines.inpaint as inpaint_module
+
+    stage = tiny_pipeline()
+    source, target_pose, source_pose = pair
+    events = []
+
+    def recording(interval, num_train_timesteps):
+        def guide(step, timestep):
+            events.append(("guide", step, timestep.device.type))
+            return step % 2 == 0
+
+        return guide
+
+    monkeypatch.setattr(inpaint_module, "guidance_interval_steps", recording)
+    stage.inpaint.unet.register_forward_pre_hook(lambda module, args: events.append(("unet", args[0].shape[0])))
+    stage(
+        source, source_pose, target_pose, torch.randn(1, 32), num_inference_steps=4, guidance_scale=2.0,
+        guidance_interval=(0.0, 1.0), output_type="pt", generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    chosen = [("guide", step, "cpu") for step in range(4)]
+    assert events == chosen + [("unet", 2), ("unet", 1), ("unet", 2), ("unet", 1)]
+
+
 def test_feature_reuse_skips_the_deep_blocks_and_stays_close(pair):
     stage = tiny_pipeline()
     source, target_pose, source_pose = pair

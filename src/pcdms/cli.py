@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = one_line_warnings(warnings.showwarning)
-            set_threads(getattr(args, "threads", None))  # the commands with --device take --threads too
+            if hasattr(args, "threads"):  # the commands with --device, which run torch
+                set_threads(args.threads)
             return args.run(args)
     except PcdmsError as error:
         print(f"pcdms: error: {error}", file=sys.stderr)

@@ -1,17 +1,22 @@
-"""Device and precision by name, as the command line and the web page take them (``--device``, ``--dtype``).
+"""Device, precision and CPU threads, as the command line and the web page take them (``--device``, ``--dtype``,
+``--threads``).
 
 torch is imported when a name is resolved, not with this module.
 """
 
 from __future__ import annotations
 
+import math
+import os
+from pathlib import Path
+
 from .errors import PcdmsError
 
 DEVICE_HELP = "auto (default), cpu, cuda, cuda:N"
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 THREADS_HELP = (
-    "CPU threads for torch's operators (default: torch's own, one per physical core); where other work runs on "
-    "the machine, fewer threads than cores keep the two from slowing each other down"
+    "CPU threads for torch's operators (default: the cores this process may use that other work leaves idle, "
+    "at least 1, at most torch's one per physical core; see docs/presets.md#threads)"
 )
 
 
@@ -53,13 +58,49 @@ def quiet_model_loading() -> None:
     transformers_logging.disable_progress_bar()
 
 
-def set_threads(count: int | None) -> None:
-    """Run torch's CPU operators on ``count`` threads (``--threads``, the page's too); None leaves torch's
-    default (one thread per physical core). Raises PcdmsError for fewer than 1."""
-    if count is None:
-        return
-    if count < 1:
+def set_threads(count: int | None) -> int:
+    """Run torch's CPU operators on ``count`` threads (``--threads``, the page's too); None chooses
+    :func:`default_threads`. Returns the count set. Raises PcdmsError for fewer than 1."""
+    if count is not None and count < 1:
         raise PcdmsError(f"--threads must be at least 1, got {count}")
     import torch
 
+    count = count or default_threads(torch.get_num_threads())
     torch.set_num_threads(count)
+    return count
+
+
+def default_threads(most: int, sample_seconds: float = 0.1) -> int:
+    """The threads to run on when the user names none: the CPUs this process may use (its affinity, within
+    its container's CPU quota) that other work leaves idle over ``sample_seconds``, at least 1 and at most
+    ``most`` (torch's default, one per physical core). On a machine doing nothing else that is torch's
+    default; beside a job that keeps every core busy it is 1, which benchmarks/threads.py measured as the
+    fastest choice for both (docs/presets.md#threads)."""
+    import psutil
+
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    percents = psutil.cpu_percent(interval=sample_seconds, percpu=True)
+    busy = [percents[cpu] for cpu in cpus if cpu < len(percents)]
+    return threads_for(len(cpus), cpu_quota(), sum(busy) / (100 * len(busy)) if busy else 0.0, most)
+
+
+def threads_for(cpus: int, quota: float | None, busy: float, most: int) -> int:
+    """Threads for ``cpus`` usable CPUs, a CPU ``quota`` (CPUs' worth of time, None for none), a ``busy``
+    fraction in [0, 1] of those CPUs' time taken by other work, and torch's default ``most``: the usable
+    CPUs' idle share, rounded, at least 1."""
+    usable = min(cpus, math.ceil(quota) if quota else cpus, most)
+    return max(1, round(usable * (1 - min(max(busy, 0.0), 1.0))))
+
+
+def cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The CPU time a container may use, in CPUs (cgroup v2 ``cpu.max``, or v1 ``cpu.cfs_quota_us`` over
+    ``cpu.cfs_period_us``), which CPU counts do not show; None when there is no limit or no cgroup file."""
+    try:
+        if (root / "cpu.max").is_file():
+            quota, period = (root / "cpu.max").read_text().split()[:2]
+        else:
+            quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        return None if quota in ("max", "-1") else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None

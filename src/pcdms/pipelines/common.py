@@ -115,9 +115,11 @@ class UNetStagePipeline(DiffusionPipeline):
         else:
             latents = noise * self.scheduler.init_noise_sigma
         extra = step_arguments(self.scheduler, generator)
+        # Decided before the loop, on a host copy of the timesteps: a test of a GPU timestep inside the loop would
+        # wait for every step's kernels to finish before the next step's could be queued.
+        guides = [guided and (guide_step is None or guide_step(step, t)) for step, t in enumerate(timesteps.cpu())]
         with reusing_features(self.denoiser.unet, feature_reuse):
-            for step, timestep in enumerate(self.progress_bar(timesteps)):
-                guide = guided and (guide_step is None or guide_step(step, timestep))
+            for step, (timestep, guide) in enumerate(zip(self.progress_bar(timesteps), guides, strict=True)):
                 noisy = self.scheduler.scale_model_input(latents, timestep)
                 noise = predict_noise(torch.cat([noisy, noisy]) if guide else noisy, timestep)
                 if guide:
