@@ -78,7 +78,7 @@ def loop_split(call, unets, repeats: int) -> dict:
         for hook in hooks:
             hook.remove()
     split = {name: round(value / repeats, 4) for name, value in spent.items()}
-    split["outside the UNets"] = round(1 - spent["UNet calls"] / spent["sampling loops"], 4)
+    split["share outside the UNets"] = round(1 - spent["UNet calls"] / spent["sampling loops"], 4)
     return split
 
 

@@ -229,6 +229,15 @@ def test_the_command_reports_a_bad_driving_input_before_loading_a_model(tmp_path
     )
 
 
+def test_the_command_refuses_bad_steps_before_reading_anything(tmp_path, capsys):
+    status = main(["animate", "--source", "person.jpg", "--driving", str(tmp_path / "clip.mp4"),
+                   "--out", str(tmp_path / "out.gif"), "--steps", "refine=0"])  # fmt: skip
+    assert status == 1
+    error = capsys.readouterr().err
+    assert error == "pcdms: error: --steps: refine_steps must be a whole number of at least 1, got 0\n"
+    assert list(tmp_path.iterdir()) == []  # no frame folder
+
+
 @pytest.fixture(scope="module")
 def saved_model(pipeline, tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")

@@ -91,8 +91,8 @@ def test_a_batch_mixing_aspects_cuts_each_pair_back(pipeline):
 @pytest.mark.parametrize(
     ("steps", "message"),
     [
-        ({"prior_steps": 1}, "stage 1 (prior) needs at least 2 sampling steps (UnCLIP's sampler), got 1"),
-        ({"refine_steps": 0}, "stage 3 (refine) needs at least 1 sampling step, got 0"),
+        ({"prior_steps": 1}, "PCDMsPipeline: prior_steps must be a whole number of at least 2, got 1"),
+        ({"refine_steps": 0}, "PCDMsPipeline: refine_steps must be a whole number of at least 1, got 0"),
         ({"num_images_per_pair": 0}, "at least 1 image per pair is needed, got 0"),
     ],
 )

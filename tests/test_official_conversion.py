@@ -360,6 +360,18 @@ def test_generate_pairs_gives_the_same_images_batched_resumed_or_sharded(convert
     (inputs / "batched" / names[1]).unlink()
     assert "1 pairs generated, 2 already there" in generate("batched", "--batch-size", "3")
     assert np.abs(pixels(inputs / "batched" / names[1]) - pixels(inputs / "alone" / names[1])).max() <= 1
+    # Nor can a run with other settings add to the folder: its images would be labelled with settings they lack.
+    (inputs / "batched" / names[1]).unlink()
+    argv = ["generate", "--model", converted, "--pairs", inputs / "pairs.csv", "--out", inputs / "batched"]
+    status, _, err = run(capsys, *argv, "--size", "64x128", "--steps", "3")
+    assert status == 1 and not (inputs / "batched" / names[1]).exists()
+    assert_one_line_error(
+        err,
+        f"{inputs / 'batched'}: holds images generated with other settings (steps ",
+        '{"prior": 2, "inpaint": 2, "refine": 2} there, {"prior": 3, "inpaint": 3, "refine": 3} now); '
+        "write to another folder, or resume with the same options",
+    )
+    assert json.loads((inputs / "batched" / "pcdms-generate.json").read_text())["steps"]["inpaint"] == 2
 
 
 def test_generate_best_of_is_an_oracle_selection_labelled_in_the_evaluation(converted, inputs, capsys):

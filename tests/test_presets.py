@@ -237,3 +237,5 @@ def test_a_preset_is_named_or_built():
         PRESETS["fast"].replace(feature_reuse=0)
     with pytest.raises(PcdmsError, match="inpaint_steps"):
         PRESETS["fast"].replace(sampling={"inpaint_steps": 0})
+    with pytest.raises(PcdmsError, match=r"preset 'fast': sampler must be a Sampler, .* got 'UniPCMultistepScheduler'"):
+        PRESETS["fast"].replace(sampler="UniPCMultistepScheduler")

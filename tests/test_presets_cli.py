@@ -69,13 +69,19 @@ def test_an_unknown_preset_is_a_usage_error(model, tmp_path, pose, capsys):
 
 
 def test_threads_reach_torch_before_the_command_runs(monkeypatch, capsys):
+    from pcdms import devices
+
     counts = []
     monkeypatch.setattr(torch, "set_num_threads", counts.append)
+    monkeypatch.setattr(devices.os, "cpu_count", lambda: 8)
     assert main(["generate", "--out", "x.png", "--threads", "3"]) == 1  # then refused: no --source
     assert counts == [3]
     assert "generate needs --source" in capsys.readouterr().err
-    assert main(["generate", "--out", "x.png", "--threads", "0"]) == 1
-    assert capsys.readouterr().err.strip() == "pcdms: error: --threads must be at least 1, got 0"
+    for bad in ("0", "9", "99999"):  # none, or more threads than CPUs, which only wait for each other
+        assert main(["generate", "--out", "x.png", "--threads", bad]) == 1
+        assert capsys.readouterr().err.strip() == (
+            f"pcdms: error: --threads must be a whole number from 1 to this machine's 8 CPUs, got {bad}"
+        )
     assert counts == [3]
 
 

@@ -1,9 +1,11 @@
 """Stage 3's strength (image-to-image start) and the sampling settings a model folder recommends."""
 
 import json
+import re
 
 import pytest
 import torch
+from PIL import Image
 
 from helpers import body_image
 from pcdms.errors import PcdmsError
@@ -129,6 +131,33 @@ def test_settings_are_checked_and_typed():
     assert checked_sampling(None) == {}
     with pytest.raises(PcdmsError, match="prior_steps must be a whole number of at least 2"):
         checked_sampling({"prior_steps": 1})
+    for key, value in (("inpaint_guidance", float("nan")), ("refine_guidance", float("inf")), ("refine_steps", 2.5)):
+        with pytest.raises(PcdmsError, match=f"{key} must be a"):
+            checked_sampling({key: value})
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"inpaint_guidance": -1}, "PCDMsPipeline: inpaint_guidance must be a number of at least 0, got -1"),
+        ({"refine_guidance": float("nan")}, "PCDMsPipeline: refine_guidance must be a number of at least 0, got nan"),
+        ({"refine_steps": 2.5}, "PCDMsPipeline: refine_steps must be a whole number of at least 1, got 2.5"),
+    ],
+)
+def test_a_call_s_own_settings_are_checked_before_sampling(pipeline, pose, setting, message):
+    with pytest.raises(PcdmsError, match=re.escape(message)):
+        pipeline(Image.new("RGB", (64, 128)), pose, pose, **setting)
+
+
+@pytest.mark.parametrize("guidance", ["-1", "inpaint=nan", "refine=inf"])
+def test_a_bad_guidance_on_the_command_line_is_one_line_before_any_model_loads(tmp_path, capsys, guidance):
+    from pcdms.cli import main
+
+    argv = ["generate", "--model", str(tmp_path / "no-model"), "--source", "a.jpg", "--target-pose", "b.json"]
+    assert main([*argv, "--out", str(tmp_path / "out.png"), "--guidance", guidance]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("pcdms: error: --guidance: ") and "must be a number of at least 0" in error
+    assert error.count("\n") == 1 and not (tmp_path / "out.png").exists()
 
 
 def test_a_strength_outside_0_to_1_on_the_command_line_is_one_line_before_any_model_loads(tmp_path, capsys):

@@ -7,6 +7,7 @@ import torch
 from pcdms import devices
 from pcdms.cli import main
 from pcdms.devices import cpu_quota, default_threads, set_threads, threads_for
+from pcdms.errors import PcdmsError
 
 
 @pytest.mark.parametrize(
@@ -60,8 +61,27 @@ def test_no_threads_given_sets_the_default(monkeypatch):
     counts = []
     monkeypatch.setattr(torch, "set_num_threads", counts.append)
     monkeypatch.setattr(devices, "default_threads", lambda most: 1)
-    assert set_threads(None) == 1 and set_threads(3) == 3
-    assert counts == [1, 3]
+    assert set_threads(None) == 1 and set_threads(1) == 1
+    assert counts == [1, 1]
+
+
+def test_the_default_is_capped_by_torch_s_own_not_by_the_last_choice(monkeypatch):
+    """An earlier choice of 1 (a busy moment) must not cap a later one: the cap is torch's starting default."""
+    caps = []
+    monkeypatch.setattr(devices, "default_threads", lambda most: caps.append(most) or 1)
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical: 6)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    set_threads(None)
+    set_threads(None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    set_threads(None)
+    assert caps == [6, 6, 3]
+
+
+@pytest.mark.parametrize("count", [2.5, "2", True])
+def test_threads_from_python_must_be_whole_numbers(count):
+    with pytest.raises(PcdmsError, match="--threads must be a whole number from 1 to"):
+        set_threads(count)
 
 
 def test_a_command_without_threads_runs_on_the_default(monkeypatch, capsys):

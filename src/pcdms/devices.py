@@ -15,8 +15,8 @@ from .errors import PcdmsError
 DEVICE_HELP = "auto (default), cpu, cuda, cuda:N"
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 THREADS_HELP = (
-    "CPU threads for torch's operators (default: the cores this process may use that other work leaves idle, "
-    "at least 1, at most torch's one per physical core; see docs/presets.md#threads)"
+    "CPU threads for torch's operators (default: chosen when the command starts, the cores this process may use "
+    "that other work leaves idle, at least 1, at most torch's one per physical core; see docs/presets.md#threads)"
 )
 
 
@@ -60,14 +60,27 @@ def quiet_model_loading() -> None:
 
 def set_threads(count: int | None) -> int:
     """Run torch's CPU operators on ``count`` threads (``--threads``, the page's too); None chooses
-    :func:`default_threads`. Returns the count set. Raises PcdmsError for fewer than 1."""
-    if count is not None and count < 1:
-        raise PcdmsError(f"--threads must be at least 1, got {count}")
+    :func:`default_threads`. Returns the count set. Raises PcdmsError for a count that is not a whole number
+    from 1 to this machine's CPU count (more threads than CPUs only make them wait for each other)."""
+    cpus = os.cpu_count() or 1
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= cpus):
+        raise PcdmsError(f"--threads must be a whole number from 1 to this machine's {cpus} CPUs, got {count!r}")
     import torch
 
-    count = count or default_threads(torch.get_num_threads())
+    count = count or default_threads(torch_default_threads())
     torch.set_num_threads(count)
     return count
+
+
+def torch_default_threads() -> int:
+    """The threads torch starts with, whatever a call has set since: ``OMP_NUM_THREADS`` when it is set, else
+    one per physical core."""
+    import psutil
+
+    try:
+        return max(int(os.environ["OMP_NUM_THREADS"]), 1)
+    except (KeyError, ValueError):
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
 def default_threads(most: int, sample_seconds: float = 0.1) -> int:

@@ -106,6 +106,8 @@ def generate_pairs(
         raise PcdmsError(
             f"{out}: holds images chosen as best of {earlier.get('best_of', 1)}, not {best_of}; write to another folder"
         )
+    if earlier and any(sample_paths(out / name, earlier.get("samples", 1))[0].exists() for name in names):
+        check_same_settings(out, earlier, manifest)
     if state.is_main_process:
         with atomic_write(out / GENERATION_MANIFEST) as file:
             json.dump(manifest, file, indent=2)
@@ -149,6 +151,25 @@ def generate_pairs(
     where = f" (process {state.process_index + 1} of {state.num_processes})" if state.num_processes > 1 else ""
     print(f"{len(mine) - failures} pairs generated{where}, {len(done)} already there, images in {out}")
     return failures
+
+
+def check_same_settings(out: Path, earlier: dict, manifest: dict) -> None:
+    """Refuse, in one line, to add images to ``out`` made with other settings than those its ``earlier``
+    manifest records: resuming would keep the old images under the new settings' label. Settings that
+    manifest lacks (a folder written by an older pcdms) are not compared."""
+    now = json.loads(json.dumps(manifest))  # as the manifest file holds it: lists, string keys
+    earlier = dict(earlier)
+    if isinstance(earlier.get("model"), str):  # older pcdms recorded the path as given, maybe relative
+        earlier["model"] = str(Path(earlier["model"]).resolve())
+    changed = [key for key in now if key in earlier and earlier[key] != now[key]]
+    if changed:
+        differences = "; ".join(
+            f"{key} {json.dumps(earlier[key])} there, {json.dumps(now[key])} now" for key in changed
+        )
+        raise PcdmsError(
+            f"{out}: holds images generated with other settings ({differences}); write to another folder, "
+            "or resume with the same options"
+        )
 
 
 def check_distinct_outputs(path: Path, pairs: list, names: list[str]) -> None:

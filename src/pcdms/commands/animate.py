@@ -63,7 +63,7 @@ def add_parsers(commands) -> None:
         action="append",
         default=[],
         metavar="[STAGE=]N",
-        help="sampling steps, all stages or one (prior, inpaint, refine); repeatable (default: the model's)",
+        help="sampling steps, all stages or one (prior, inpaint, refine); repeatable (default: the --preset's, else the model's)",
     )
     add_preset_argument(animate)
     animate.add_argument("--size", type=parse_size, help="WxH the model works at (default: its training size)")
@@ -85,6 +85,9 @@ def check_options(args: argparse.Namespace) -> None:
         raise PcdmsError("--min-cutoff and --d-cutoff must be positive and --beta at least 0")
     if args.side_by_side and args.out.suffix.lower() not in (".mp4", ".gif"):
         raise PcdmsError(f"{args.out}: --side-by-side needs a video out (.mp4 or .gif)")
+    from ..pipelines.settings import checked_sampling
+
+    checked_sampling({f"{stage}_steps": steps for stage, steps in per_stage(args.steps, {}).items()}, "--steps")
 
 
 def run_animate(args: argparse.Namespace) -> int:

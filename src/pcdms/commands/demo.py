@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..bundled import BUNDLED_MODEL, bundled_model, read_pairs_file, street_examples_path
+from ..devices import THREADS_HELP
 from ..errors import PcdmsError
 from .common import add_device_arguments
 
@@ -13,6 +14,7 @@ from .common import add_device_arguments
 def add_parsers(commands) -> None:
     demo = commands.add_parser("demo", help="run the main job on the bundled example and print where the results are")
     demo.add_argument("--out", type=Path, default=Path("pcdms-demo"), help="output folder (default: pcdms-demo)")
+    demo.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     demo.set_defaults(run=run_demo)
 
     serve = commands.add_parser("serve", help="a web page for pose transfer (Gradio), on this machine by default")

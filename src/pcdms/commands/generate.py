@@ -58,15 +58,15 @@ def add_parsers(commands) -> None:
             "--steps",
             int,
             "N",
-            "sampling steps, all stages or one (prior, inpaint, refine); repeatable (default: the model's "
-            "recommended settings, else the official 20)",
+            "sampling steps, all stages or one (prior, inpaint, refine); repeatable (default: the --preset's, else "
+            "the model's recommended settings, else the official 20)",
         ),
         (
             "--guidance",
             float,
             "X",
-            "guidance scale of stages 2 and 3, or of one stage; on above 1 (default: the model's recommended "
-            "settings, else the official 2.0, prior 0: off)",
+            "guidance scale of stages 2 and 3, or of one stage; on above 1 (default: the --preset's, else the "
+            "model's recommended settings, else the official 2.0, prior 0: off)",
         ),
         ("--seed", int, "N", "random seed, all stages or one (default: 42)"),
     ):
@@ -125,10 +125,12 @@ def check_options(args: argparse.Namespace) -> None:
     for option, value in (("--samples", args.samples), ("--best-of", args.best_of), ("--batch-size", args.batch_size)):
         if value < 1:
             raise PcdmsError(f"{option} must be at least 1, got {value}")
-    if args.strength is not None:
-        from ..pipelines.settings import checked_sampling
+    from ..pipelines.settings import checked_sampling
 
+    if args.strength is not None:
         checked_sampling({"refine_strength": args.strength}, "--strength")
+    guidance = per_stage(args.guidance, {}, stages=("inpaint", "refine"))
+    checked_sampling({f"{stage}_guidance": value for stage, value in guidance.items()}, "--guidance")
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -190,7 +192,7 @@ def run_generate(args: argparse.Namespace) -> int:
             print(path)
         return 0
     manifest = {
-        "model": str(model),
+        "model": str(Path(model).resolve()),
         "preset": args.preset,
         "steps": steps,
         "guidance": guidance,

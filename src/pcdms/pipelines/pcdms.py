@@ -285,16 +285,17 @@ class PCDMsPipeline(DiffusionPipeline):
                 f"{len(target_poses)} target poses"
             )
         chosen = get_preset(preset)
-        settings = resolved_sampling(
-            preset_defaults(self.config.sampling, chosen),
-            prior_steps=prior_steps,
-            prior_guidance=prior_guidance,
-            inpaint_steps=inpaint_steps,
-            inpaint_guidance=inpaint_guidance,
-            refine_steps=refine_steps,
-            refine_guidance=refine_guidance,
-            refine_strength=refine_strength,
-        )
+        given = {
+            "prior_steps": prior_steps,
+            "prior_guidance": prior_guidance,
+            "inpaint_steps": inpaint_steps,
+            "inpaint_guidance": inpaint_guidance,
+            "refine_steps": refine_steps,
+            "refine_guidance": refine_guidance,
+            "refine_strength": refine_strength,
+        }
+        given = checked_sampling({key: value for key, value in given.items() if value is not None}, type(self).__name__)
+        settings = resolved_sampling(preset_defaults(self.config.sampling, chosen), **given)
         check_sampling({stage: settings[f"{stage}_steps"] for stage in STAGES}, num_images_per_pair, self.stages)
         frame = self.frame(width, height)
         fitted = [fit_to_model(*pair, frame) for pair in zip(sources, source_poses, target_poses, strict=True)]

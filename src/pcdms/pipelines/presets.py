@@ -84,6 +84,11 @@ class Preset:
 
     def __post_init__(self) -> None:
         checked_sampling(dict(self.sampling), f"preset {self.name!r}")
+        if self.sampler is not None and not isinstance(self.sampler, Sampler):
+            raise PcdmsError(
+                f"preset {self.name!r}: sampler must be a Sampler, e.g. Sampler('DDIMScheduler'), or None, "
+                f"got {self.sampler!r}"
+            )
         if self.guidance_interval is not None:
             check_guidance_interval(self.guidance_interval)
         check_reuse_interval(self.feature_reuse)

@@ -11,6 +11,7 @@ official checkpoints record none.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from .inputs import MIN_STEPS
@@ -28,8 +29,8 @@ OFFICIAL_SAMPLING = {
 
 def checked_sampling(settings: dict | None, where: str = "sampling") -> dict:
     """``settings`` (a subset of :data:`OFFICIAL_SAMPLING`'s keys) with numbers of the right kind: steps
-    whole and at least a stage's minimum, guidance at least 0, stage 3's strength in (0, 1]. Anything else
-    raises PcdmsError in one line naming ``where``."""
+    whole and at least a stage's minimum, guidance finite and at least 0, stage 3's strength in (0, 1]. Anything
+    else raises PcdmsError in one line naming ``where``."""
     from ..errors import PcdmsError
 
     if settings is not None and not isinstance(settings, dict):
@@ -39,7 +40,7 @@ def checked_sampling(settings: dict | None, where: str = "sampling") -> dict:
         if key not in OFFICIAL_SAMPLING:
             raise PcdmsError(f"{where}: unknown sampling setting {key!r} (known: {', '.join(OFFICIAL_SAMPLING)})")
         stage, kind = key.split("_")
-        number = isinstance(value, int | float) and not isinstance(value, bool)
+        number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         if kind == "steps" and not (number and value == int(value) and value >= MIN_STEPS[stage]):
             raise PcdmsError(f"{where}: {key} must be a whole number of at least {MIN_STEPS[stage]}, got {value!r}")
         if kind == "guidance" and not (number and value >= 0):
