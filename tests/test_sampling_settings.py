@@ -3,6 +3,7 @@
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -129,9 +130,14 @@ def test_settings_are_checked_and_typed():
         "inpaint_guidance": 1.0,
     }
     assert checked_sampling(None) == {}
+    numbers = {"inpaint_guidance": np.float32(2.0), "refine_steps": np.int64(8), "refine_strength": torch.tensor(0.5)}
+    assert checked_sampling(numbers) == {"inpaint_guidance": 2.0, "refine_steps": 8, "refine_strength": 0.5}
+    assert all(type(value) in (int, float) for value in checked_sampling(numbers).values())
     with pytest.raises(PcdmsError, match="prior_steps must be a whole number of at least 2"):
         checked_sampling({"prior_steps": 1})
-    for key, value in (("inpaint_guidance", float("nan")), ("refine_guidance", float("inf")), ("refine_steps", 2.5)):
+    bad = (("inpaint_guidance", float("nan")), ("refine_guidance", float("inf")), ("refine_steps", 2.5),
+           ("inpaint_guidance", "2"), ("inpaint_guidance", True), ("refine_guidance", torch.tensor([1.0, 2.0])))  # fmt: skip
+    for key, value in bad:
         with pytest.raises(PcdmsError, match=f"{key} must be a"):
             checked_sampling({key: value})
 

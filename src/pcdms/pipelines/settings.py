@@ -28,9 +28,9 @@ OFFICIAL_SAMPLING = {
 
 
 def checked_sampling(settings: dict | None, where: str = "sampling") -> dict:
-    """``settings`` (a subset of :data:`OFFICIAL_SAMPLING`'s keys) with numbers of the right kind: steps
-    whole and at least a stage's minimum, guidance finite and at least 0, stage 3's strength in (0, 1]. Anything
-    else raises PcdmsError in one line naming ``where``."""
+    """``settings`` (a subset of :data:`OFFICIAL_SAMPLING`'s keys) as Python numbers of the right kind: steps
+    whole and at least a stage's minimum, guidance finite and at least 0, stage 3's strength in (0, 1]; numpy
+    and one-value torch numbers count. Anything else raises PcdmsError in one line naming ``where``."""
     from ..errors import PcdmsError
 
     if settings is not None and not isinstance(settings, dict):
@@ -40,15 +40,26 @@ def checked_sampling(settings: dict | None, where: str = "sampling") -> dict:
         if key not in OFFICIAL_SAMPLING:
             raise PcdmsError(f"{where}: unknown sampling setting {key!r} (known: {', '.join(OFFICIAL_SAMPLING)})")
         stage, kind = key.split("_")
-        number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        if kind == "steps" and not (number and value == int(value) and value >= MIN_STEPS[stage]):
+        number = finite_number(value)
+        if kind == "steps" and not (number is not None and number == int(number) and number >= MIN_STEPS[stage]):
             raise PcdmsError(f"{where}: {key} must be a whole number of at least {MIN_STEPS[stage]}, got {value!r}")
-        if kind == "guidance" and not (number and value >= 0):
+        if kind == "guidance" and not (number is not None and number >= 0):
             raise PcdmsError(f"{where}: {key} must be a number of at least 0, got {value!r}")
-        if kind == "strength" and not (number and 0 < value <= 1):
+        if kind == "strength" and not (number is not None and 0 < number <= 1):
             raise PcdmsError(f"{where}: {key} must be a number in (0, 1], got {value!r}")
-        settings[key] = int(value) if kind == "steps" else float(value)
+        settings[key] = int(number) if kind == "steps" else number
     return settings
+
+
+def finite_number(value) -> float | None:
+    """``value`` as a finite float when it is one number (not a bool, not text), else None."""
+    if isinstance(value, bool | str | bytes) or not hasattr(value, "__float__"):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, RuntimeError):  # torch: a tensor of several values
+        return None
+    return number if math.isfinite(number) else None
 
 
 def resolved_sampling(recommended: dict | None, **given) -> dict:
