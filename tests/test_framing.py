@@ -123,9 +123,9 @@ def single_pair(capsys, out, *extra):
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        (["--steps", "1"], "--steps: stage 1 (prior) needs at least 2 sampling steps (UnCLIP's sampler), got 1"),
-        (["--steps", "0"], "--steps: stage 1 (prior) needs at least 2 sampling steps (UnCLIP's sampler), got 0"),
-        (["--steps", "refine=0"], "--steps: stage 3 (refine) needs at least 1 sampling step, got 0"),
+        (["--steps", "1"], "--steps: prior_steps must be a whole number of at least 2, got 1"),
+        (["--steps", "0"], "--steps: prior_steps must be a whole number of at least 2, got 0"),
+        (["--steps", "refine=0"], "--steps: refine_steps must be a whole number of at least 1, got 0"),
         (["--samples", "0"], "--samples must be at least 1, got 0"),
         (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
     ],

@@ -372,6 +372,14 @@ def test_generate_pairs_gives_the_same_images_batched_resumed_or_sharded(convert
         "write to another folder, or resume with the same options",
     )
     assert json.loads((inputs / "batched" / "pcdms-generate.json").read_text())["steps"]["inpaint"] == 2
+    # Whichever pairs file: a folder that holds any image keeps the settings it was made with.
+    (inputs / "one.csv").write_text("person.png,target.json,person.json\n")
+    (inputs / "other.csv").write_text("person.png,raised.json,person.json\n")
+    argv = ["generate", "--model", converted, "--out", inputs / "mixed", "--size", "64x128"]
+    assert run(capsys, *argv, "--pairs", inputs / "one.csv", "--steps", "2")[0] == 0
+    status, _, err = run(capsys, *argv, "--pairs", inputs / "other.csv", "--steps", "3")
+    assert status == 1 and len(list((inputs / "mixed").glob("*.png"))) == 1
+    assert_one_line_error(err, "holds images generated with other settings (steps ")
 
 
 def test_generate_best_of_is_an_oracle_selection_labelled_in_the_evaluation(converted, inputs, capsys):

@@ -73,14 +73,14 @@ def test_threads_reach_torch_before_the_command_runs(monkeypatch, capsys):
 
     counts = []
     monkeypatch.setattr(torch, "set_num_threads", counts.append)
-    monkeypatch.setattr(devices.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(devices, "usable_cpus", lambda: list(range(8)))
     assert main(["generate", "--out", "x.png", "--threads", "3"]) == 1  # then refused: no --source
     assert counts == [3]
     assert "generate needs --source" in capsys.readouterr().err
     for bad in ("0", "9", "99999"):  # none, or more threads than CPUs, which only wait for each other
         assert main(["generate", "--out", "x.png", "--threads", bad]) == 1
         assert capsys.readouterr().err.strip() == (
-            f"pcdms: error: --threads must be a whole number from 1 to this machine's 8 CPUs, got {bad}"
+            f"pcdms: error: --threads must be a whole number from 1 to the 8 CPUs this process may use, got {bad}"
         )
     assert counts == [3]
 

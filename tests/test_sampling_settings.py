@@ -136,7 +136,7 @@ def test_settings_are_checked_and_typed():
     with pytest.raises(PcdmsError, match="prior_steps must be a whole number of at least 2"):
         checked_sampling({"prior_steps": 1})
     bad = (("inpaint_guidance", float("nan")), ("refine_guidance", float("inf")), ("refine_steps", 2.5),
-           ("inpaint_guidance", "2"), ("inpaint_guidance", True), ("refine_guidance", torch.tensor([1.0, 2.0])))  # fmt: skip
+           ("inpaint_guidance", "2"), ("inpaint_guidance", True), ("refine_guidance", torch.tensor([1.0, 2.0])), ("refine_steps", 10**400))  # fmt: skip
     for key, value in bad:
         with pytest.raises(PcdmsError, match=f"{key} must be a"):
             checked_sampling({key: value})

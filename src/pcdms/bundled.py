@@ -46,6 +46,16 @@ def model_folder(name_or_folder: str | os.PathLike) -> Path:
     return path
 
 
+def model_record(model: str | os.PathLike) -> str:
+    """How a results folder records the model it was made with: a bundled model by its name, whichever
+    install or path reached it; any other by its resolved folder."""
+    folder = model_folder(model).resolve()
+    for name in BUNDLED_MODELS:
+        if folder == Path(str(files("pcdms") / "assets" / "models" / name)).resolve():
+            return name
+    return str(folder)
+
+
 def bundled_model() -> Path:
     """The bundled model's folder, or one line saying the install lacks it."""
     model = bundled_model_path()

@@ -62,9 +62,11 @@ def set_threads(count: int | None) -> int:
     """Run torch's CPU operators on ``count`` threads (``--threads``, the page's too); None chooses
     :func:`default_threads`. Returns the count set. Raises PcdmsError for a count that is not a whole number
     from 1 to this machine's CPU count (more threads than CPUs only make them wait for each other)."""
-    cpus = os.cpu_count() or 1
+    cpus = len(usable_cpus())
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= cpus):
-        raise PcdmsError(f"--threads must be a whole number from 1 to this machine's {cpus} CPUs, got {count!r}")
+        raise PcdmsError(
+            f"--threads must be a whole number from 1 to the {cpus} CPUs this process may use, got {count!r}"
+        )
     import torch
 
     count = count or default_threads(torch_default_threads())
@@ -91,10 +93,17 @@ def default_threads(most: int, sample_seconds: float = 0.1) -> int:
     fastest choice for both (docs/presets.md#threads)."""
     import psutil
 
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    cpus = usable_cpus()
     percents = psutil.cpu_percent(interval=sample_seconds, percpu=True)
     busy = [percents[cpu] for cpu in cpus if cpu < len(percents)]
     return threads_for(len(cpus), cpu_quota(), sum(busy) / (100 * len(busy)) if busy else 0.0, most)
+
+
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on (its affinity, as ``taskset`` or a cpuset sets it), by number."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
 
 
 def threads_for(cpus: int, quota: float | None, busy: float, most: int) -> int:

@@ -106,7 +106,7 @@ def generate_pairs(
         raise PcdmsError(
             f"{out}: holds images chosen as best of {earlier.get('best_of', 1)}, not {best_of}; write to another folder"
         )
-    if earlier and any(sample_paths(out / name, earlier.get("samples", 1))[0].exists() for name in names):
+    if earlier and any(path.suffix.lower() == ".png" for path in out.iterdir()):
         check_same_settings(out, earlier, manifest)
     if state.is_main_process:
         with atomic_write(out / GENERATION_MANIFEST) as file:
@@ -154,14 +154,20 @@ def generate_pairs(
 
 
 def check_same_settings(out: Path, earlier: dict, manifest: dict) -> None:
-    """Refuse, in one line, to add images to ``out`` made with other settings than those its ``earlier``
-    manifest records: resuming would keep the old images under the new settings' label. Settings that
-    manifest lacks (a folder written by an older pcdms) are not compared."""
+    """Refuse, in one line, to add images to ``out`` (which holds some) made with other settings than those its
+    ``earlier`` manifest records: resuming would keep the old images under the new settings' label. Settings
+    that manifest lacks (a folder written by an older pcdms) are not compared; its model may be a path, as
+    older versions recorded it."""
+    from .bundled import model_record
+
     now = json.loads(json.dumps(manifest))  # as the manifest file holds it: lists, string keys
-    earlier = dict(earlier)
-    if isinstance(earlier.get("model"), str):  # older pcdms recorded the path as given, maybe relative
-        earlier["model"] = str(Path(earlier["model"]).resolve())
-    changed = [key for key in now if key in earlier and earlier[key] != now[key]]
+
+    def same(key: str) -> bool:
+        if key == "model" and isinstance(earlier[key], str):
+            return earlier[key] == now[key] or model_record(earlier[key]) == now[key]
+        return earlier[key] == now[key]
+
+    changed = [key for key in now if key in earlier and not same(key)]
     if changed:
         differences = "; ".join(
             f"{key} {json.dumps(earlier[key])} there, {json.dumps(now[key])} now" for key in changed

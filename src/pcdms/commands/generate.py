@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..bundled import DEFAULT_SEEDS, STAGE_NAMES, bundled_model, stage_generators
+from ..bundled import DEFAULT_SEEDS, STAGE_NAMES, bundled_model, model_record, stage_generators
 from ..errors import PcdmsError
 from .common import (
     add_device_arguments,
@@ -131,13 +131,14 @@ def check_options(args: argparse.Namespace) -> None:
         checked_sampling({"refine_strength": args.strength}, "--strength")
     guidance = per_stage(args.guidance, {}, stages=("inpaint", "refine"))
     checked_sampling({f"{stage}_guidance": value for stage, value in guidance.items()}, "--guidance")
+    checked_sampling({f"{stage}_steps": steps for stage, steps in per_stage(args.steps, {}).items()}, "--steps")
 
 
 def run_generate(args: argparse.Namespace) -> int:
     from ..devices import quiet_model_loading, resolve_device, resolve_dtype
     from ..generation import ORACLE_LABEL, generate_pairs, read_pose_input, source_pose_of, write_generated
     from ..io import load_image
-    from ..pipelines.pcdms import check_sampling, load_pcdms_pipeline
+    from ..pipelines.pcdms import load_pcdms_pipeline
     from ..pipelines.presets import preset_defaults
 
     quiet_model_loading()
@@ -153,10 +154,6 @@ def run_generate(args: argparse.Namespace) -> int:
     pipeline = load_pcdms_pipeline(model, dtype=resolve_dtype(args.dtype, device)).to(device)
     recommended = preset_defaults(pipeline.config.sampling, args.preset)  # the preset's, else the model's
     steps = per_stage(args.steps, {stage: recommended[f"{stage}_steps"] for stage in STAGE_NAMES})
-    try:
-        check_sampling(steps, stages=pipeline.stages)
-    except PcdmsError as error:
-        raise PcdmsError(f"--steps: {error} (--steps STAGE=N sets one stage)") from None
     guidance = per_stage(
         args.guidance, {stage: recommended[f"{stage}_guidance"] for stage in STAGE_NAMES}, stages=("inpaint", "refine")
     )
@@ -192,7 +189,7 @@ def run_generate(args: argparse.Namespace) -> int:
             print(path)
         return 0
     manifest = {
-        "model": str(Path(model).resolve()),
+        "model": model_record(model),
         "preset": args.preset,
         "steps": steps,
         "guidance": guidance,
@@ -200,6 +197,8 @@ def run_generate(args: argparse.Namespace) -> int:
         "seeds": seeds,
         "samples": args.samples,
         "best_of": args.best_of,
+        "size": list(args.size) if args.size else None,
+        "stop_after": args.stop_after,
         "selection": ORACLE_LABEL.format(args.best_of) if args.best_of > 1 else None,
     }
     failures = generate_pairs(

@@ -102,9 +102,12 @@ def read_generation_manifest(folder: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise PcdmsError(f"{path}: not the JSON that pcdms generate writes ({error})") from None
+    if not isinstance(manifest, dict):
+        raise PcdmsError(f"{path}: not the JSON that pcdms generate writes (an object of settings)")
+    return manifest
 
 
 def is_stretched(size: tuple[int, int], protocol: Protocol) -> bool:

@@ -57,7 +57,7 @@ def finite_number(value) -> float | None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError, RuntimeError):  # torch: a tensor of several values
+    except (TypeError, ValueError, RuntimeError, OverflowError):  # torch: several values; an int past float's range
         return None
     return number if math.isfinite(number) else None
 
