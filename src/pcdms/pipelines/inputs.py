@@ -1,4 +1,5 @@
-"""What PCDMsPipeline checks of its inputs before any stage runs: source photos and steps.
+"""What PCDMsPipeline checks of its inputs before any stage runs: source photos and images per pair (its
+sampling settings: :func:`pcdms.pipelines.settings.checked_sampling`).
 
 Each check raises a one-line PcdmsError naming the file, or the role and place in the batch.
 """
@@ -9,7 +10,7 @@ from PIL import Image
 
 from ..errors import PcdmsError
 from ..io import MIN_IMAGE_SIDE, to_rgb
-from .common import STAGE_TITLES, as_list
+from .common import as_list
 
 STAGES = ("prior", "inpaint", "refine")
 
@@ -31,15 +32,7 @@ def checked_source(image: Image.Image, number: int, batch) -> Image.Image:
 MIN_STEPS = {"prior": 2, "inpaint": 1, "refine": 1}
 
 
-def check_sampling(steps: dict[str, int], num_images_per_pair: int = 1, stages: tuple[str, ...] = STAGES) -> None:
-    """Raise PcdmsError, in one line, for fewer steps than a stage of ``stages`` takes (:data:`MIN_STEPS`) or
-    fewer than one image per pair."""
-    for stage in stages:
-        if steps[stage] < MIN_STEPS[stage]:
-            why = " (UnCLIP's sampler)" if stage == "prior" else ""
-            plural = "s" if MIN_STEPS[stage] > 1 else ""
-            raise PcdmsError(
-                f"{STAGE_TITLES[stage]} needs at least {MIN_STEPS[stage]} sampling step{plural}{why}, got {steps[stage]}"
-            )
+def check_images_per_pair(num_images_per_pair: int) -> None:
+    """Raise PcdmsError, in one line, for fewer than one image per pair."""
     if num_images_per_pair < 1:
         raise PcdmsError(f"at least 1 image per pair is needed, got {num_images_per_pair}")

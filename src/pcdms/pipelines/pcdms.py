@@ -49,7 +49,7 @@ from .common import (
 )
 from .framing import fit_to_model, framed_output
 from .inpaint import InpaintPipeline
-from .inputs import STAGES, check_sampling, checked_source, name_in_batch
+from .inputs import STAGES, check_images_per_pair, checked_source, name_in_batch
 from .precomputed import check_source_encodings, checked_latents, encode_sources
 from .presets import Preset, get_preset, preset_defaults
 from .prior import PriorPipeline
@@ -285,18 +285,19 @@ class PCDMsPipeline(DiffusionPipeline):
                 f"{len(target_poses)} target poses"
             )
         chosen = get_preset(preset)
-        given = {
-            "prior_steps": prior_steps,
-            "prior_guidance": prior_guidance,
-            "inpaint_steps": inpaint_steps,
-            "inpaint_guidance": inpaint_guidance,
-            "refine_steps": refine_steps,
-            "refine_guidance": refine_guidance,
-            "refine_strength": refine_strength,
-        }
-        given = checked_sampling({key: value for key, value in given.items() if value is not None}, type(self).__name__)
-        settings = resolved_sampling(preset_defaults(self.config.sampling, chosen), **given)
-        check_sampling({stage: settings[f"{stage}_steps"] for stage in STAGES}, num_images_per_pair, self.stages)
+        settings = resolved_sampling(
+            preset_defaults(self.config.sampling, chosen),
+            prior_steps=prior_steps,
+            prior_guidance=prior_guidance,
+            inpaint_steps=inpaint_steps,
+            inpaint_guidance=inpaint_guidance,
+            refine_steps=refine_steps,
+            refine_guidance=refine_guidance,
+            refine_strength=refine_strength,
+        )
+        # The model's and the preset's settings were checked where they were made; the call's own only here.
+        settings = checked_sampling(settings, type(self).__name__)
+        check_images_per_pair(num_images_per_pair)
         frame = self.frame(width, height)
         fitted = [fit_to_model(*pair, frame) for pair in zip(sources, source_poses, target_poses, strict=True)]
         sources = [pair.source for pair in fitted]
