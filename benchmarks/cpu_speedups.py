@@ -26,12 +26,12 @@ os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="pcdms-inductor-
 import argparse
 import datetime
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from pipeline import device_name  # benchmarks/pipeline.py, beside this script
 
 from pcdms.bundled import DEFAULT_SEEDS, bundled_model, stage_generators
 from pcdms.data import open_dataset
@@ -168,7 +168,7 @@ def main() -> None:
         print(row)
     results = {
         "date": datetime.date.today().isoformat(),
-        "device": f"CPU ({platform.processor() or platform.machine()}, {args.threads} threads)",
+        "device": device_name(torch.device("cpu")),
         "torch": torch.__version__,
         "model": model.name,
         "rows": rows,
